@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Prepare everything the demo and the test suite need, from a fresh Debian machine with only
+# Python 3.10+ and pip. Idempotent and fast on re-runs: system packages are installed only when
+# missing, and a virtualenv is (re)installed only when what it should contain has changed
+# (a fingerprint of its pip arguments and of the local pyproject.toml files they name).
+#
+# Environment knobs:
+#   PYTHON=/path/to/python3   interpreter the virtualenvs are created from (default: newest 3.10+)
+#   STEPTRACE_BOOTSTRAP_FORCE=1   reinstall every virtualenv even if its fingerprint matches
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+# Phoenix is pinned: tests/phoenix.py patches its gRPC server start-up, an internal detail.
+PHOENIX_SPEC="arize-phoenix==20.26.1"
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- system packages -----------------------------------------------------------------------------
+
+APT_UPDATED=0
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+# apt_install <package>...: install Debian packages (no recommends), updating the index once.
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found; install by hand: $*"
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+            || die "need root (or passwordless sudo) to install: $*"
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_system_packages() {
+    local missing=()
+    # Headless Chromium for browser tests (Playwright drives it; never `playwright install`).
+    [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-liberation)
+    # Compose v1 validates docker-compose.yml without a Docker engine.
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        apt_install "${missing[@]}"
+    fi
+}
+
+# --- Python and virtualenvs ----------------------------------------------------------------------
+
+pick_python() {
+    if [[ -n "${PYTHON:-}" ]]; then
+        printf '%s\n' "$PYTHON"
+        return
+    fi
+    local candidate
+    for candidate in python3.13 python3.12 python3.11 python3.10 python3; do
+        if command -v "$candidate" >/dev/null \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+            command -v "$candidate"
+            return
+        fi
+    done
+    die "no Python >= 3.10 found (set PYTHON=...)"
+}
+
+# create_venv <dir>: a fresh virtualenv with pip; on Debian, installs python3-venv if needed.
+create_venv() {
+    local dir="$1" python
+    python="$(pick_python)"
+    log "creating $dir with $python"
+    if ! "$python" -m venv --clear "$dir" 2>/dev/null; then
+        local version
+        version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+        log "'$python -m venv' failed; installing python${version}-venv"
+        apt_install "python${version}-venv"
+        "$python" -m venv --clear "$dir" || die "cannot create virtualenv $dir"
+    fi
+}
+
+# fingerprint <pip args>...: changes when the arguments or a named local project's metadata change.
+fingerprint() {
+    {
+        printf '%s\n' "$@"
+        local arg path
+        for arg in "$@"; do
+            path="${arg%%\[*}"
+            if [[ -f "$path/pyproject.toml" ]]; then
+                cat "$path/pyproject.toml"
+            fi
+        done
+    } | sha256sum | cut -d' ' -f1
+}
+
+# ensure_venv <dir> <pip install args>...: the one building block for every virtualenv.
+ensure_venv() {
+    local dir="$1"
+    shift
+    local stamp="$dir/.bootstrap-fingerprint" want
+    want="$(fingerprint "$@")"
+    if [[ -x "$dir/bin/python" ]] && "$dir/bin/python" -c 'import pip' 2>/dev/null; then
+        if [[ -z "${STEPTRACE_BOOTSTRAP_FORCE:-}" && -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
+            log "$dir is up to date"
+            return
+        fi
+    else
+        create_venv "$dir"
+    fi
+    log "$dir: pip install $*"
+    # Some machines configure missing local indexes; pip warns once per package about them.
+    "$dir/bin/python" -m pip install -q "$@" \
+        2> >(grep -v "^WARNING: Location 'file:.*' is ignored" >&2)
+    printf '%s\n' "$want" >"$stamp"
+}
+
+# --- what this repository needs ------------------------------------------------------------------
+
+# The project venv: steptrace (editable, with dev extras), every exporter distribution, and the
+# clients the browser/socket tests drive.
+main_venv() {
+    local args=(-e ".[dev]") project
+    for project in exporters/*/pyproject.toml; do
+        [[ -f "$project" ]] && args+=(-e "$(dirname "$project")")
+    done
+    args+=(playwright "python-socketio[asyncio_client]")
+    ensure_venv .venv "${args[@]}"
+}
+
+# Phoenix pins its own OpenTelemetry, protobuf and pydantic versions, so it lives apart.
+phoenix_venv() {
+    ensure_venv .venv-phoenix "$PHOENIX_SPEC"
+}
+
+# To add another virtualenv (e.g. `.venv-chainlit`), write a function like phoenix_venv:
+#     chainlit_venv() { ensure_venv .venv-chainlit "chainlit==X.Y" -e exporters/chainlit; }
+# and call it below. Keep its directory name under `.venv-*` (ignored by git and ruff).
+
+main() {
+    # One bootstrap at a time per checkout: concurrent pip runs into one venv corrupt it.
+    local lock
+    lock="${TMPDIR:-/tmp}/steptrace-bootstrap-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12).lock"
+    exec 9>"$lock"
+    if ! flock -n 9; then
+        log "another bootstrap is running in $REPO_ROOT; waiting"
+        flock 9
+    fi
+
+    ensure_system_packages
+    main_venv
+    phoenix_venv
+    log "done"
+}
+
+main "$@"
