@@ -1,0 +1,116 @@
+"""Safe, bounded conversion of arbitrary user values into span attributes and wire strings.
+
+Telemetry must never raise into the app: metadata holding a lock, bytes, self-referencing
+structures or megabyte strings all end up as a bounded string instead of an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+logger = logging.getLogger("steptrace")
+
+#: Longest string kept for one value (input, output, a metadata value); longer ones are cut.
+DEFAULT_MAX_VALUE_LENGTH = 65_536
+
+_PRIMITIVES = (str, bool, int, float)
+_TRUNCATION_MARK = "…[truncated {} chars]"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + _TRUNCATION_MARK.format(len(text) - limit)
+
+
+def _fallback(value: Any) -> Any:
+    """``json.dumps`` default: bytes are stripped (as Chainlit does), the rest become ``repr``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    try:
+        return repr(value)
+    except Exception:  # a __repr__ that raises
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def to_json(value: Any, *, indent: int | None = None) -> str:
+    """JSON-encode anything; circular or exotic structures degrade to ``repr``, never raise."""
+    try:
+        return json.dumps(value, default=_fallback, ensure_ascii=False, indent=indent)
+    except (ValueError, TypeError, RecursionError):
+        # Circular references, non-string keys, NaN-free encoders: fall back to a plain repr.
+        return safe_str(value)
+
+
+def safe_str(value: Any) -> str:
+    """``str(value)`` that never raises."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def is_structured(value: Any) -> bool:
+    """Values that travel as JSON (and get ``application/json`` as mime type)."""
+    return isinstance(value, (Mapping, list, tuple))
+
+
+def to_text(value: Any, limit: int = DEFAULT_MAX_VALUE_LENGTH) -> str:
+    """The string form of an input/output value: strings as is, structures JSON-encoded."""
+    if isinstance(value, str):
+        text = value
+    elif value is None:
+        text = ""
+    elif is_structured(value):
+        text = to_json(value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        text = f"<{len(value)} bytes>"
+    else:
+        text = safe_str(value)
+    return truncate(text, limit)
+
+
+def to_attribute(value: Any, limit: int = DEFAULT_MAX_VALUE_LENGTH) -> Any:
+    """An OpenTelemetry attribute value for ``value``.
+
+    str/bool/int/float and homogeneous lists of them pass through; everything else is
+    JSON-encoded. Strings are bounded to ``limit`` characters.
+    """
+    if isinstance(value, str):
+        return truncate(value, limit)
+    if isinstance(value, (bool, int, float)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return str(value)  # OTLP ints are 64-bit
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        first = type(value[0])
+        if first in _PRIMITIVES and all(type(item) is first for item in value):
+            if first is str:
+                return [truncate(item, limit) for item in value]
+            if first is int and any(abs(item) >= 2**63 for item in value):
+                return truncate(to_json(value), limit)
+            return list(value)
+    return truncate(to_json(value), limit)
+
+
+def apply_redaction(redact: Callable[[str, str], str] | None, value: str, field: str) -> str:
+    """Run the user's redaction hook; a failing hook blanks the value rather than leaking it."""
+    if redact is None:
+        return value
+    try:
+        result = redact(value, field)
+    except Exception:
+        logger.exception("steptrace redaction hook failed for %s; value withheld", field)
+        return "[redaction failed]"
+    return result if isinstance(result, str) else safe_str(result)
+
+
+def string_list(value: Sequence[Any]) -> list[str]:
+    """Tags as a list of strings."""
+    return [item if isinstance(item, str) else safe_str(item) for item in value]
