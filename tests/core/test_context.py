@@ -179,7 +179,7 @@ def test_generators_with_steps_never_fail_to_detach(spans, caplog):
             yield 2
 
     async def consume():
-        async for item in agen():
+        async for _item in agen():
             break
 
     asyncio.run(consume())
