@@ -1,0 +1,267 @@
+"""The server's picture of every step it has seen, so late joiners get a snapshot.
+
+Events are applied in order; each step keeps its latest dict, its text built from streamed
+tokens, and its place in the tree. The store is bounded: once more than ``max_ended`` steps
+have ended, the oldest ended steps that have no children left are forgotten first (a parent
+outlives its children, so a snapshot never holds a child without its parent), and a hard cap on
+the total number of steps protects against an app that never ends its steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+#: Keys the store manages itself instead of copying from event payloads.
+_TEXT_KEYS = ("input", "output")
+
+
+class _Text:
+    """Text that grows by appended tokens; joined lazily so long streams stay linear."""
+
+    __slots__ = ("_joined", "_parts")
+
+    def __init__(self, value: str = ""):
+        self._parts = [value] if value else []
+        self._joined: str | None = value
+
+    def set(self, value: str) -> None:
+        self._parts = [value] if value else []
+        self._joined = value
+
+    def append(self, token: str) -> None:
+        self._parts.append(token)
+        self._joined = None
+
+    def __str__(self) -> str:
+        if self._joined is None:
+            self._joined = "".join(self._parts)
+            self._parts = [self._joined]
+        return self._joined
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from an ISO-8601 timestamp (``...Z`` allowed), else ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class StepState:
+    """Everything known about one step."""
+
+    __slots__ = (
+        "children",
+        "data",
+        "ended",
+        "first_token_at",
+        "id",
+        "input",
+        "output",
+        "parent_id",
+        "thread",
+    )
+
+    def __init__(self, step_id: str, thread: str | None, parent_id: str | None):
+        self.id = step_id
+        self.thread = thread
+        self.parent_id = parent_id
+        self.data: dict[str, Any] = {}
+        self.input = _Text()
+        self.output = _Text()
+        self.children: dict[str, None] = {}
+        self.ended = False
+        self.first_token_at: float | None = None
+
+    @property
+    def type(self) -> str:
+        value = self.data.get("type")
+        return value if isinstance(value, str) else "undefined"
+
+    def absorb(self, payload: dict[str, Any]) -> None:
+        """Take a complete step dict as the new state."""
+        self.data = {k: v for k, v in payload.items() if k not in _TEXT_KEYS}
+        self.input.set(_as_text(payload.get("input")))
+        self.output.set(_as_text(payload.get("output")))
+        self.ended = bool(payload.get("end"))
+
+    def note_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.time()
+
+    def time_to_first_token(self) -> float | None:
+        """Seconds from the step's start to its first token, when known."""
+        given = self.data.get("timeToFirstToken")
+        if isinstance(given, (int, float)) and not isinstance(given, bool):
+            return float(given)
+        if self.first_token_at is None:
+            return None
+        start = _parse_time(self.data.get("start")) or _parse_time(self.data.get("createdAt"))
+        if start is None:
+            return None
+        return max(0.0, self.first_token_at - start)
+
+    def to_dict(self, parent_id: str | None = None) -> dict[str, Any]:
+        """The step dict to send, with ``parentId`` replaced by what the viewer may see."""
+        out = dict(self.data)
+        out["id"] = self.id
+        out["threadId"] = self.thread
+        out["parentId"] = parent_id
+        out["input"] = str(self.input)
+        out["output"] = str(self.output)
+        ttft = self.time_to_first_token()
+        if ttft is not None:
+            out["timeToFirstToken"] = round(ttft, 4)
+        return out
+
+
+class StepStore:
+    """Steps by id, in first-seen order, with their tree and a bound on what is kept."""
+
+    def __init__(self, max_ended: int = 2000, max_steps: int = 20000):
+        if max_ended < 0 or max_steps < 1:
+            raise ValueError("store bounds must be non-negative (max_steps positive)")
+        self.max_ended = max_ended
+        self.max_steps = max(max_steps, 1)
+        self._steps: dict[str, StepState] = {}
+        self._ended: dict[str, None] = {}
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __contains__(self, step_id: object) -> bool:
+        return step_id in self._steps
+
+    def get(self, step_id: str | None) -> StepState | None:
+        return self._steps.get(step_id) if step_id is not None else None
+
+    def __iter__(self) -> Iterator[StepState]:
+        return iter(list(self._steps.values()))
+
+    def thread_of(self, payload: dict[str, Any]) -> str | None:
+        """The thread a step belongs to: its own ``threadId``, else its known parent's."""
+        known = self._steps.get(payload.get("id"))  # type: ignore[arg-type]
+        if known is not None:
+            return known.thread
+        thread = payload.get("threadId")
+        if isinstance(thread, str) and thread:
+            return thread
+        parent = self.get(payload.get("parentId"))
+        return parent.thread if parent is not None else None
+
+    def upsert(self, payload: dict[str, Any]) -> tuple[StepState, bool]:
+        """Apply a full step dict; return the state and whether the step is new."""
+        step_id = payload["id"]
+        state = self._steps.get(step_id)
+        created = state is None
+        if state is None:
+            parent_id = payload.get("parentId")
+            parent_id = parent_id if isinstance(parent_id, str) and parent_id else None
+            state = StepState(step_id, self.thread_of(payload), parent_id)
+            self._steps[step_id] = state
+            parent = self.get(parent_id)
+            if parent is not None:
+                parent.children[step_id] = None
+        state.absorb(payload)
+        if state.ended:
+            self._ended.pop(step_id, None)
+            self._ended[step_id] = None
+        else:
+            self._ended.pop(step_id, None)
+        self._enforce_bounds()
+        return state, created
+
+    def token(
+        self, step_id: str, token: str, is_sequence: bool, is_input: bool
+    ) -> StepState | None:
+        """Apply a streamed token; ``None`` when the step is unknown (nothing to apply to)."""
+        state = self._steps.get(step_id)
+        if state is None:
+            return None
+        text = state.input if is_input else state.output
+        if is_sequence:
+            text.set(token)
+        else:
+            text.append(token)
+        if not is_input:
+            state.note_token()
+        return state
+
+    def delete(self, step_id: str) -> list[StepState]:
+        """Remove a step and its subtree; return what was removed, parents first."""
+        state = self._steps.get(step_id)
+        if state is None:
+            return []
+        removed: list[StepState] = []
+        stack = [state]
+        while stack:
+            current = stack.pop()
+            removed.append(current)
+            stack.extend(
+                child for cid in reversed(current.children) if (child := self._steps.get(cid))
+            )
+        for item in removed:
+            self._forget(item)
+        return removed
+
+    def _forget(self, state: StepState) -> None:
+        self._steps.pop(state.id, None)
+        self._ended.pop(state.id, None)
+        parent = self.get(state.parent_id)
+        if parent is not None:
+            parent.children.pop(state.id, None)
+
+    def _enforce_bounds(self) -> None:
+        while len(self._ended) > self.max_ended and self._evict_from(self._ended):
+            pass
+        while len(self._steps) > self.max_steps and self._evict_from(self._steps):
+            pass
+
+    def _evict_from(self, candidates: dict[str, Any]) -> bool:
+        """Forget the oldest candidate that has no children left; ``False`` if none can go."""
+        for step_id in candidates:
+            state = self._steps.get(step_id)
+            if state is None:
+                candidates.pop(step_id, None)  # type: ignore[arg-type]
+                return True
+            if not state.children:
+                self._forget(state)
+                self.evicted += 1
+                return True
+        return False
+
+    def ancestors(self, state: StepState) -> Iterator[StepState]:
+        """The known ancestors of a step, nearest first."""
+        seen = {state.id}
+        parent = self.get(state.parent_id)
+        while parent is not None and parent.id not in seen:
+            seen.add(parent.id)
+            yield parent
+            parent = self.get(parent.parent_id)
+
+    def in_tree_order(self, include: Callable[[StepState], bool]) -> list[StepState]:
+        """The included steps, each after its (included) ancestors, otherwise first-seen order."""
+        ordered: list[StepState] = []
+        placed: set[str] = set()
+        for state in self._steps.values():
+            if state.id in placed or not include(state):
+                continue
+            chain = [state]
+            chain.extend(a for a in self.ancestors(state) if a.id not in placed and include(a))
+            for item in reversed(chain):
+                if item.id not in placed:
+                    placed.add(item.id)
+                    ordered.append(item)
+        return ordered
