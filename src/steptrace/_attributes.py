@@ -35,10 +35,11 @@ def span_kind_for(step_type: str) -> str:
 
 
 def start_attributes(step: Step) -> dict[str, Any]:
+    step_type = step._started_type = step.type
     attributes: dict[str, Any] = {
         "step.id": step.id,
-        "step.type": step.type,
-        "openinference.span.kind": span_kind_for(step.type),
+        "step.type": step_type,
+        "openinference.span.kind": span_kind_for(step_type),
     }
     if step.thread_id is not None:
         attributes["step.thread_id"] = step.thread_id
@@ -53,20 +54,21 @@ def _value_attributes(attributes: dict[str, Any], prefix: str, value: Any, limit
     if redact is not None:
         text = apply_redaction(redact, text, prefix)
     attributes[f"{prefix}.value"] = text
-    attributes[f"{prefix}.mime_type"] = JSON_MIME if is_structured(value) else TEXT_MIME
+    structured = value.__class__ is not str and is_structured(value)
+    attributes[f"{prefix}.mime_type"] = JSON_MIME if structured else TEXT_MIME
 
 
 def end_attributes(step: Step) -> dict[str, Any]:
     """Everything that is final only when the step ends."""
     limit = settings.max_value_length
     redact = settings.redact
-    attributes: dict[str, Any] = {
-        "step.status": step.status,
-        "step.show_input": step.show_input,
-    }
+    attributes: dict[str, Any] = {"step.status": step.status}
+    if step.show_input != "json":  # the default is not repeated on every span
+        attributes["step.show_input"] = step.show_input
     step_type = step.type
-    attributes["step.type"] = step_type
-    attributes["openinference.span.kind"] = span_kind_for(step_type)
+    if step_type != step._started_type:  # changed in the body: the start value is stale
+        attributes["step.type"] = step_type
+        attributes["openinference.span.kind"] = span_kind_for(step_type)
     title = step.title
     if title:
         attributes["step.title"] = title

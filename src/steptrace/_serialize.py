@@ -58,7 +58,10 @@ def safe_str(value: Any) -> str:
 
 def is_structured(value: Any) -> bool:
     """Values that travel as JSON (and get ``application/json`` as mime type)."""
-    return isinstance(value, (Mapping, list, tuple))
+    # Concrete types first: the Mapping ABC check is slow and rarely needed.
+    if isinstance(value, (dict, list, tuple)):
+        return True
+    return isinstance(value, Mapping)
 
 
 def to_text(value: Any, limit: int = DEFAULT_MAX_VALUE_LENGTH) -> str:

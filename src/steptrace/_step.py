@@ -170,6 +170,7 @@ class Step:
         "_span",
         "_start_ns",
         "_start_override",
+        "_started_type",
         "_state",
         "_status",
         "_streaming",
@@ -301,6 +302,7 @@ class Step:
         self._attributes: dict[str, Any] | None = None
 
         self._state = _NEW
+        self._started_type = type
         self._span: Span = INVALID_SPAN
         self._parent_step: Step | None = None
         self._foreign_parent: str | None = None
