@@ -35,6 +35,11 @@ def instrument(*names: str, **kwargs: Any) -> None:
     (``"openai"``, ``"anthropic"``; ``"threading"`` carries the current step into threads)."""
     from steptrace import instrumentation
 
+    if "threading" in names:
+        instrument_threads()
+        names = tuple(name for name in names if name != "threading")
+        if not names:
+            return
     instrumentation.instrument(*names, **kwargs)
 
 
@@ -42,6 +47,11 @@ def uninstrument(*names: str) -> None:
     """Undo ``instrument()`` (all libraries, or ``names``)."""
     from steptrace import instrumentation
 
+    if "threading" in names:
+        uninstrument_threads()
+        names = tuple(name for name in names if name != "threading")
+        if not names:
+            return
     instrumentation.uninstrument(*names)
 
 
