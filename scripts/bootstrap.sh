@@ -127,14 +127,14 @@ ensure_venv() {
 
 # --- what this repository needs ------------------------------------------------------------------
 
-# The project venv: steptrace (editable, with dev extras), every exporter distribution, and the
-# clients the browser/socket tests drive.
+# The project venv: steptrace (editable, with dev extras), every exporter distribution, the
+# clients the browser/socket tests drive, and docker-py + PyYAML for tests/test_compose.py.
 main_venv() {
     local args=(-e ".[dev]") project
     for project in exporters/*/pyproject.toml; do
         [[ -f "$project" ]] && args+=(-e "$(dirname "$project")")
     done
-    args+=(playwright "python-socketio[asyncio_client]")
+    args+=(playwright "python-socketio[asyncio_client]" "docker>=7" "pyyaml>=6")
     ensure_venv .venv "${args[@]}"
 }
 
