@@ -181,6 +181,7 @@ class Step:
         "auto_collapse",
         "collapsed_on_success",
         "created_at_override",
+        "default_badges",
         "default_open",
         "default_title",
         "elements",
@@ -227,8 +228,9 @@ class Step:
             raise TypeError(f"name must be a string or None, got {type_name(name)}{hint}")
         if type.__class__ is not str:
             _check_str("type", type, optional=False)
+        extras: dict[str, Any] = {}
         if legacy:
-            default_title = _legacy_arguments(legacy, default_title)
+            default_title = _legacy_arguments(legacy, default_title, extras)
         if id is not None:
             _check_str("id", id)
         if parent_id is not None:
@@ -288,6 +290,7 @@ class Step:
         self._failed_title: str | None = None
         self.collapsed_on_success = collapsed_on_success
         self._context_exception = context_exception
+        self.default_badges: dict[str, Any] | None = extras.get("default_badges")
 
         self._input: Any = None
         self._input_parts: list[str] | None = None
@@ -801,6 +804,7 @@ class Step:
             "failed_title": self.failed_title,
             "collapsed_on_success": self.collapsed_on_success,
             "context_exception": self._context_exception,
+            "default_badges": self.default_badges,
         }
 
     # ------------------------------------------------------------------ streaming
@@ -980,6 +984,9 @@ class Step:
             "spanId": format(span_ctx.span_id, "016x") if valid else None,
             "icon": self.icon,
             "collapsedOnSuccess": self.collapsed_on_success,
+            "badges": {k: safe_str(v) for k, v in self.default_badges.items()}
+            if self.default_badges
+            else None,
             "timeToFirstToken": self.time_to_first_token_s,
             "duration": self.duration_s,
         }
@@ -1067,8 +1074,22 @@ def _check_context_exception(value: Any) -> None:
         )
 
 
-def _legacy_arguments(legacy: dict[str, Any], default_title: str) -> str:
-    """Older Chainlit arguments are accepted and ignored; Panel's ``title`` sets default_title."""
+def _check_badges(badges: Any) -> None:
+    if badges is None:
+        return
+    if not isinstance(badges, dict):
+        raise TypeError(f"default_badges must be a dict, got {type_name(badges)}")
+    unknown = set(badges) - set(STATUSES)
+    if unknown:
+        raise ValueError(
+            f"default_badges keys must be among {', '.join(STATUSES)}; "
+            f"got {sorted(map(str, unknown))}"
+        )
+
+
+def _legacy_arguments(legacy: dict[str, Any], default_title: str, extras: dict[str, Any]) -> str:
+    """Older Chainlit arguments are accepted and ignored; Panel's ``title`` sets default_title
+    and Panel's ``default_badges`` (status → badge) travel to the chat UI."""
     for old in ("root", "disable_feedback"):
         if old in legacy:
             legacy.pop(old)
@@ -1077,6 +1098,10 @@ def _legacy_arguments(legacy: dict[str, Any], default_title: str) -> str:
                 DeprecationWarning,
                 stacklevel=3,
             )
+    if "default_badges" in legacy:
+        badges = legacy.pop("default_badges")
+        _check_badges(badges)
+        extras["default_badges"] = badges
     if "title" in legacy:
         title = legacy.pop("title")
         if title and default_title:
