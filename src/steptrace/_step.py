@@ -152,6 +152,7 @@ class Step:
         "_ctx_tokens",
         "_end_ns",
         "_end_override",
+        "_error_recorded",
         "_failed_title",
         "_first_token_ns",
         "_foreign_parent",
@@ -298,6 +299,7 @@ class Step:
         self._output_parts: list[str] | None = None
         self._output_set = False
         self._is_error = False
+        self._error_recorded = False
         self._streaming = False
         self._tokens = 0
         self._first_token_ns: int | None = None
@@ -667,6 +669,7 @@ class Step:
         span = self._span
         if span is not INVALID_SPAN:
             try:
+                self._error_recorded = True
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {safe_str(exc)}"))
             except Exception:
                 _log_telemetry_error("setting the error status")
@@ -704,6 +707,9 @@ class Step:
                     self._token_events.flush()
                     self._token_events = None
                 span.set_attributes(end_attributes(self))
+                if self._status == "failed" and not self._error_recorded:
+                    # failed without an exception (set in the body): still an error span
+                    span.set_status(Status(StatusCode.ERROR, self.title or "step failed"))
                 span.end(end_time=self._end_ns)
             except Exception:
                 _log_telemetry_error("ending the span")
