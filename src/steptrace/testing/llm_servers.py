@@ -361,6 +361,8 @@ def _make_handler(server: LLMServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # Like real API servers: no Nagle delay on the small writes of a stream.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             server._track(self.connection, True)
 
         def finish(self) -> None:
