@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -30,8 +31,6 @@ def names(spans) -> list[str]:
 
 
 def input_of(span) -> dict:
-    import json
-
     assert span.attributes["input.mime_type"] == "application/json"
     return json.loads(span.attributes["input.value"])
 

@@ -528,11 +528,6 @@ def test_status_failed_set_in_the_body_is_kept(spans):
     assert attrs(spans, "explicit failure")["step.status"] == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a step whose status is set to 'failed' in the body ends with span status "
-    "UNSET; DESIGN.md maps status 'failed' to span status ERROR with a description",
-)
 def test_status_failed_set_in_the_body_gives_an_error_span(spans):
     with Step(name="explicit failure span") as step:
         step.status = "failed"
