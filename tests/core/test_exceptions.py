@@ -412,3 +412,59 @@ async def test_decorated_coroutine_cancelled_propagates(spans):
     recorded = exception_events(finished(spans, "decorated cancelled"))
     assert len(recorded) == 1
     assert recorded[0].attributes["exception.type"].endswith("CancelledError")
+
+
+# -- exceptions that are awkward themselves ----------------------------------------------------
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str() of the exception failed")
+
+
+@pytest.mark.parametrize("mode", ["raise", "summary", "verbose"])
+def test_an_exception_whose_str_raises_is_still_handled(spans, mode):
+    try:
+        with Step(name="unprintable error", context_exception=mode) as step:
+            raise UnprintableError
+    except UnprintableError:
+        assert mode == "raise"  # the app's own exception, not a telemetry one
+    assert step.status == "failed"
+    assert "UnprintableError" in step.output or mode == "verbose"
+    span = finished(spans, "unprintable error")
+    assert span.status.status_code == StatusCode.ERROR
+    assert "UnprintableError" in span.status.description
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: when str(exc) raises, span.record_exception() raises inside the SDK, "
+    "steptrace logs it and the standard `exception` event is missing from the span",
+)
+def test_an_exception_whose_str_raises_still_gets_its_exception_event(spans):
+    with pytest.raises(UnprintableError):
+        with Step(name="unprintable event"):
+            raise UnprintableError
+    recorded = exception_events(finished(spans, "unprintable event"))
+    assert len(recorded) == 1
+    assert recorded[0].attributes["exception.type"].endswith("UnprintableError")
+    assert "Traceback (most recent call last)" in recorded[0].attributes["exception.stacktrace"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: the span status description and the exception event's message carry "
+    "str(exc) unbounded (5 MB here) while input/output/metadata are cut to "
+    "settings.max_value_length",
+)
+def test_a_huge_exception_message_is_bounded_on_the_span(spans):
+    huge = "z" * 5_000_000
+    with pytest.raises(ValueError):
+        with Step(name="huge error") as step:
+            raise ValueError(huge)
+    assert step.output == huge  # the app's value is untouched
+    span = finished(spans, "huge error")
+    bound = steptrace.settings.max_value_length + 100
+    assert len(span.attributes["output.value"]) <= bound
+    assert len(span.status.description) <= bound
+    assert len(exception_events(span)[0].attributes["exception.message"]) <= bound

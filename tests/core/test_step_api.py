@@ -930,3 +930,26 @@ def test_remove_sends_delete_message(events):
     step.remove()
     final_event, final = events.of(step.id)[-1]
     assert final_event == "delete_message" and final["id"] == step.id
+
+
+def chat_view(received: list[tuple[str, dict]]) -> str:
+    """The output a Chainlit client shows after applying ``received`` in order."""
+    output = ""
+    for event, payload in received:
+        if event in ("new_message", "update_message", "stream_start"):
+            output = payload["output"]
+        elif event == "stream_token" and not payload["isInput"]:
+            output = payload["token"] if payload["isSequence"] else output + payload["token"]
+    return output
+
+
+def test_tokens_after_the_end_reach_the_chat_only(spans, events):
+    with Step(name="late tokens") as step:
+        step.stream_token("before")
+    steptrace.flush()
+    step.stream_token(" after")
+    assert step.output == "before after"
+    assert chat_view(events.of(step.id)) == "before after"
+    span = finished(spans, "late tokens")
+    assert span.attributes["output.value"] == "before"
+    assert len(spans.get_finished_spans()) == 1
