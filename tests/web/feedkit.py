@@ -123,6 +123,7 @@ def feed_url(channel: steptrace_web.WebChannel, thread: str | None = None) -> st
 async def open_feed(
     channel: steptrace_web.WebChannel, thread: str | None = None, **kwargs: Any
 ) -> Feed:
+    kwargs.setdefault("max_size", None)
     ws = await connect(feed_url(channel, thread), proxy=None, **kwargs)
     feed = Feed(ws)
     await feed.until(lambda s: s.snapshots)  # hello + the join snapshot
