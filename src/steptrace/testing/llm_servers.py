@@ -79,6 +79,9 @@ class Reply:
     error_message: str = "Scripted error from the local test server."
     #: Drop the connection (no terminating chunk) after this many stream events.
     disconnect_after: int | None = None
+    #: End the HTTP body cleanly after this many stream events, mid-answer (no finish
+    #: reason, no ``[DONE]``/``message_stop``): a stream the provider cut short.
+    end_after: int | None = None
     #: Send the provider's in-stream error event after this many stream events.
     error_after: int | None = None
     #: Never answer the request (until the server closes): the client times out.
@@ -302,6 +305,9 @@ class _Exchange:
         if reply.disconnect_after is not None and n >= reply.disconnect_after:
             self._flush()
             self._drop()
+        if reply.end_after is not None and n >= reply.end_after:
+            self.end_stream()
+            raise _StreamAborted
         if reply.stall_after is not None and n >= reply.stall_after:
             self._flush()
             self.hang()
