@@ -19,6 +19,10 @@ from web.feedkit import Feed, FeedState, feed_url, open_feed, step, token
 pytestmark = pytest.mark.integration
 
 
+def output_of(state: FeedState, step_id: str) -> str:
+    return state.steps.get(step_id, {}).get("output", "")
+
+
 async def test_join_gets_hello_then_snapshot_then_live_events(channel):
     channel.publish("new_message", step("root", thread="t", type="run"))
     channel.publish("new_message", step("llm", parent="root", type="llm"))
@@ -45,7 +49,7 @@ async def test_join_gets_hello_then_snapshot_then_live_events(channel):
 async def test_tokens_arrive_while_the_step_is_still_streaming(channel):
     feed = await open_feed(channel)
     channel.publish("new_message", step("llm", type="llm"))
-    for word in "The quick brown fox ".split(" "):
+    for word in ["The", "quick", "brown", "fox"]:
         channel.publish("stream_token", token("llm", word + " "))
     # Nothing has ended the step: the client must already hold the first words.
     state = await feed.until(
@@ -53,7 +57,7 @@ async def test_tokens_arrive_while_the_step_is_still_streaming(channel):
     )
     assert state.steps["llm"].get("end") is None
     channel.publish("stream_token", token("llm", "jumps"))
-    await feed.until(lambda s: s.steps.get("llm", {}).get("output", "").endswith("jumps"))
+    await feed.until(lambda s: output_of(s, "llm").endswith("jumps"))
 
 
 async def test_a_fast_stream_is_coalesced_into_few_frames_and_rebuilds_exactly(channel):
@@ -86,7 +90,7 @@ async def test_late_joiners_mid_stream_converge_on_the_same_text(channel):
     channel.publish("stream_token", token("llm", "END"))
     expected = "".join(f"{i}," for i in range(600)) + "END"
     for feed in (early, late):
-        await feed.until(lambda s: s.steps.get("llm", {}).get("output", "").endswith("END"))
+        await feed.until(lambda s: output_of(s, "llm").endswith("END"))
         assert feed.state.steps["llm"]["output"] == expected
         assert not feed.state.violations
 
