@@ -88,6 +88,7 @@ def build_app(
         sender = asyncio.create_task(hub.pump(client, handoff.put))
 
         async def stream() -> AsyncIterator[str]:
+            get: asyncio.Future[str] | None = None
             try:
                 yield "retry: 1000\n\n"
                 while True:
@@ -105,6 +106,8 @@ def build_app(
             finally:
                 hub.detach(client)
                 sender.cancel()
+                if get is not None:
+                    get.cancel()
 
         return StreamingResponse(
             stream(),
