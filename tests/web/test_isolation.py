@@ -129,7 +129,7 @@ def thread_events(channel) -> None:
 
 
 async def test_a_client_subscribed_to_one_thread_never_receives_another(channel):
-    channel.publish("new_message", step("bravo-early", thread="bravo", output="bravo before joining"))
+    channel.publish("new_message", step("bravo-early", thread="bravo", output="bravo, early"))
     channel.flush()
     one = await open_feed(channel, thread="alpha")
     two = await open_feed(channel, thread="bravo")
