@@ -5,6 +5,7 @@ remove, stream_token, to_dict), checked against DESIGN.md and the peers' documen
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import subprocess
@@ -64,6 +65,61 @@ def attrs(spans, name: str) -> dict:
 
 
 # -- constructor parameters → span attributes -------------------------------------------------
+
+
+#: DESIGN.md's constructor signature: (name, default, keyword-only).
+CONTRACT_SIGNATURE = [
+    ("name", None, False),
+    ("type", "undefined", False),
+    ("id", None, True),
+    ("parent_id", None, True),
+    ("elements", None, True),
+    ("metadata", None, True),
+    ("tags", None, True),
+    ("language", None, True),
+    ("show_input", "json", True),
+    ("default_open", False, True),
+    ("auto_collapse", False, True),
+    ("icon", None, True),
+    ("thread_id", None, True),
+    ("status", "pending", True),
+    ("default_title", "", True),
+    ("pending_title", None, True),
+    ("running_title", None, True),
+    ("success_title", None, True),
+    ("failed_title", None, True),
+    ("collapsed_on_success", True, True),
+    ("context_exception", "raise", True),
+]
+
+
+def test_constructor_signature_matches_the_contract():
+    parameters = inspect.signature(Step).parameters
+    for name, default, keyword_only in CONTRACT_SIGNATURE:
+        assert name in parameters, name
+        parameter = parameters[name]
+        assert parameter.default == default, name
+        expected_kind = (
+            inspect.Parameter.KEYWORD_ONLY
+            if keyword_only
+            else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        assert parameter.kind == expected_kind, name
+    positional = [
+        n for n, p in parameters.items() if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+    assert positional == ["name", "type"]
+
+
+def test_defaults_are_visible_on_a_new_step():
+    step = Step()
+    assert (step.name, step.type, step.status) == ("", "undefined", "pending")
+    assert step.show_input == "json" and step.default_open is False
+    assert step.auto_collapse is False and step.collapsed_on_success is True
+    assert step.context_exception == "raise" and step.default_title == ""
+    assert step.metadata == {} and step.tags is None and step.elements == []
+    assert step.parent_id is None and step.thread_id is None
+    assert step.input == "" and step.output == ""
 
 
 def test_name_is_the_span_name(spans):
