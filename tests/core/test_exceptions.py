@@ -468,3 +468,62 @@ def test_a_huge_exception_message_is_bounded_on_the_span(spans):
     assert len(span.attributes["output.value"]) <= bound
     assert len(span.status.description) <= bound
     assert len(exception_events(span)[0].attributes["exception.message"]) <= bound
+
+
+# -- cancellation through decorated generators -------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancelling_a_decorated_async_generator_propagates(spans, mode):
+    entered = asyncio.Event()
+
+    @steptrace.step(name="cancelled agen", context_exception=mode)
+    async def produce():
+        yield "first"
+        entered.set()
+        await asyncio.Event().wait()
+        yield "never"  # pragma: no cover
+
+    async def consume() -> list:
+        return [item async for item in produce()]
+
+    task = asyncio.create_task(consume())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    span = finished(spans, "cancelled agen")
+    assert span.attributes["output.value"].startswith("first")
+    recorded = exception_events(span)
+    assert len(recorded) == 1
+    assert recorded[0].attributes["exception.type"].endswith("CancelledError")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_keyboard_interrupt_thrown_into_a_decorated_generator_propagates(spans, mode):
+    @steptrace.step(name="interrupted gen", context_exception=mode)
+    def produce():
+        yield "first"
+        yield "second"  # pragma: no cover
+
+    gen = produce()
+    assert next(gen) == "first"
+    with pytest.raises(KeyboardInterrupt):
+        gen.throw(KeyboardInterrupt())
+    span = finished(spans, "interrupted gen")
+    assert span.attributes["output.value"].startswith("first")
+    assert exception_events(span)[0].attributes["exception.type"] == "KeyboardInterrupt"
+
+
+@pytest.mark.parametrize("mode", ["summary", "verbose"])
+def test_decorated_generator_error_is_swallowed_in_summary_modes(spans, mode):
+    @steptrace.step(name="swallowing gen", context_exception=mode)
+    def produce():
+        yield "first"
+        raise ValueError("mid-stream")
+
+    assert list(produce()) == ["first"]
+    span = finished(spans, "swallowing gen")
+    assert span.attributes["step.status"] == "failed"
+    assert span.attributes["output.value"].startswith("first\n")
+    assert "mid-stream" in span.attributes["output.value"]
