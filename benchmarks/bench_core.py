@@ -27,21 +27,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Batch, calibrate, fmt_ns, interleaved  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import (  # noqa: E402
+from _harness import Batch, calibrate, fmt_ns, interleaved
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
-import steptrace  # noqa: E402
-from steptrace import _tracing  # noqa: E402
+import steptrace
+from steptrace import _tracing
 
 INPUT = "What is the capital of France? Answer in one word, then explain briefly."
 OUTPUT = "Paris. It has been the capital since the 10th century, with short interruptions."
@@ -260,8 +260,11 @@ def print_table(rows: list[Row]) -> None:
     print(f"{'comparison':<{width}}  {'steptrace':>10}  {'baseline':>10}  {'ratio':>6}  target")
     for label, ours, base, target in rows:
         ratio = ours / base if base else float("inf")
-        verdict = "" if target is None else f"<= {target:g}x " + ("met" if ratio <= target else "MISSED")
-        print(f"{label:<{width}}  {fmt_ns(ours):>10}  {fmt_ns(base):>10}  {ratio:>5.2f}x  {verdict}")
+        verdict = ""
+        if target is not None:
+            verdict = f"<= {target:g}x " + ("met" if ratio <= target else "MISSED")
+        times = f"{fmt_ns(ours):>10}  {fmt_ns(base):>10}"
+        print(f"{label:<{width}}  {times}  {ratio:>5.2f}x  {verdict}")
 
 
 def _version(package: str) -> str:

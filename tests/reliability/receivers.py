@@ -137,20 +137,28 @@ class _Receiver:
         self._keep_spans = keep_spans
         self._received = _Received()
         self.span_count = 0
+        self.rejected_span_count = 0
 
     def _next_answer(self, ok: Any) -> Any:
         with self._received.lock:
             return self._answers.pop(0) if self._answers else ok
 
-    def _record(self, answer: Any, request: ExportTraceServiceRequest | None) -> None:
+    def _record(self, answer: Any, request: ExportTraceServiceRequest, accepted: bool) -> None:
+        spans = list(spans_in(request))
         with self._received.changed:
             self._received.answered.append(answer)
-            if request is not None:
-                spans = list(spans_in(request))
+            if accepted:
                 self.span_count += len(spans)
                 if self._keep_spans:
                     self._received.spans.extend(spans)
+            else:
+                self.rejected_span_count += len(spans)
             self._received.changed.notify_all()
+
+    @property
+    def span_names(self) -> list[str]:
+        """Names of the spans accepted, in arrival order."""
+        return [span.name for span in self.spans]
 
     @property
     def spans(self) -> list[ProtoSpan]:
@@ -183,7 +191,8 @@ class _Receiver:
 class OtlpHttpReceiver(_Receiver):
     """OTLP/HTTP receiver answering ``answers`` (HTTP statuses) in order, then 200 forever.
 
-    Only requests answered 200 count as received. ``port`` may be fixed, to bring a receiver up
+    Only requests answered 200 count as received; the spans of the others are counted in
+    ``rejected_span_count``. ``port`` may be fixed, to bring a receiver up
     on an address that refused connections a moment before (a backend coming back).
     """
 
@@ -202,11 +211,11 @@ class OtlpHttpReceiver(_Receiver):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver._handle(self, body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return None
 
         ThreadingHTTPServer.allow_reuse_address = True
@@ -227,15 +236,12 @@ class OtlpHttpReceiver(_Receiver):
             self._reply(handler, 404, b"")
             return
         status = self._next_answer(200)
-        request = None
-        if status == 200:
-            encoding = handler.headers.get("Content-Encoding", "")
-            if encoding == "gzip":
-                body = gzip.decompress(body)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
-            request = ExportTraceServiceRequest.FromString(body)
-        self._record(status, request)
+        encoding = handler.headers.get("Content-Encoding", "")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        self._record(status, ExportTraceServiceRequest.FromString(body), status == 200)
         payload = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
         self._reply(handler, status, payload)
 
@@ -269,12 +275,11 @@ class OtlpGrpcReceiver(_Receiver):
         receiver = self
 
         class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC naming)
+            def Export(self, request: Any, context: Any) -> Any:
                 code = receiver._next_answer(grpc.StatusCode.OK)
+                receiver._record(code.name, request, code is grpc.StatusCode.OK)
                 if code is grpc.StatusCode.OK:
-                    receiver._record(code.name, request)
                     return ExportTraceServiceResponse()
-                receiver._record(code.name, None)
                 context.abort(code, f"scripted {code.name}")
 
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
