@@ -875,7 +875,7 @@ class AnthropicServer(LLMServer):
         if reply.hang:
             ex.hang()
         if reply.status >= 400:
-            headers = self._headers()
+            headers = {**self._headers(), **reply.headers}
             if reply.status == 429:
                 headers["retry-after"] = "0"
             ex.send_json(
