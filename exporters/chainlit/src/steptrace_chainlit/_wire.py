@@ -8,8 +8,10 @@ client needs from *one* session:
   goes out as a create (``new_message``/``stream_start``), an update for an unseen step becomes
   a create, and tokens for an unseen step are dropped.
 - A top-level steptrace step is shown under the Chainlit step current where it was created
-  (the ``on_message`` run or an open ``cl.Step``), as a ``cl.Step`` would be. That parent is
-  pinned per step, so every later update carries the same ``parentId``.
+  (the ``on_message`` run or an open ``cl.Step``), as a ``cl.Step`` would be. So is a step whose
+  parent this session was never shown (e.g. a foreign span it was not routed, or a step begun
+  before ``enable()``): the client would otherwise drop it. The parent is pinned per step, so
+  every later update carries the same ``parentId``.
 - ``config.ui.cot == "hidden"``: like Chainlit, steps other than messages and Chainlit's own
   runs go out as stubs without input or output, and their tokens are not sent.
   ``"tool_call"`` and ``"full"`` send everything (the Chainlit client filters for ``tool_call``).
@@ -89,7 +91,9 @@ class SessionView:
             parent_id = self._parents[step_id]
         else:
             parent_id = payload.get("parentId")
-            if parent_id is None:
+            if parent_id not in self._parents:
+                # Top-level, or under something this client never got (a foreign span such as
+                # FastAPI's connection-long websocket span, or a step from before enable()).
                 parent_id = anchor_id
             self._remember(step_id, parent_id)
         step = dict(payload)
