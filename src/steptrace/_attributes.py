@@ -75,12 +75,11 @@ def end_attributes(step: Step) -> dict[str, Any]:
     tags = step.tags
     if tags:
         attributes["step.tags"] = tags
-    input_value = step.input
-    if input_value != "":
-        _value_attributes(attributes, "input", input_value, limit)
-    output_value = step.output
-    if step._output_set or output_value != "":
-        _value_attributes(attributes, "output", output_value, limit)
+    # Compare by identity, never with ==: values may be arrays or frames with no truth value.
+    if step._input is not None or step._input_parts:
+        _value_attributes(attributes, "input", step.input, limit)
+    if step._output_set or step._output is not None or step._output_parts:
+        _value_attributes(attributes, "output", step.output, limit)
     for key, value in step.metadata.items():
         name = key if isinstance(key, str) else str(key)
         attr = to_attribute(value, limit)

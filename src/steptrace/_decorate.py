@@ -31,6 +31,7 @@ def _arguments(signature: inspect.Signature | None, args: tuple, kwargs: dict) -
         bound = signature.bind_partial(*args, **kwargs)
     except TypeError:
         return {"args": list(args), "kwargs": kwargs}
+    bound.apply_defaults()
     arguments = dict(bound.arguments)
     for implicit in ("self", "cls"):
         arguments.pop(implicit, None)

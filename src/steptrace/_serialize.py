@@ -39,13 +39,47 @@ def _fallback(value: Any) -> Any:
         return f"<unrepresentable {type(value).__name__}>"
 
 
+#: Nesting kept when a structure has to be rebuilt (cycles, exotic keys, extreme depth).
+MAX_DEPTH = 32
+#: Items kept per list attribute before it is summarised as truncated JSON.
+MAX_LIST_ITEMS = 1000
+
+
 def to_json(value: Any, *, indent: int | None = None) -> str:
-    """JSON-encode anything; circular or exotic structures degrade to ``repr``, never raise."""
+    """JSON-encode anything, never raising: cycles and extreme depth become markers, so the
+    result is still valid JSON."""
     try:
         return json.dumps(value, default=_fallback, ensure_ascii=False, indent=indent)
     except (ValueError, TypeError, RecursionError):
-        # Circular references, non-string keys, NaN-free encoders: fall back to a plain repr.
-        return safe_str(value)
+        pass
+    try:
+        return json.dumps(_jsonable(value, 0, set()), ensure_ascii=False, indent=indent)
+    except Exception:
+        return json.dumps(safe_str(value), ensure_ascii=False)
+
+
+def _jsonable(value: Any, depth: int, seen: set[int]) -> Any:
+    """A JSON-safe copy of ``value``: cycles become ``"<cycle>"``, deep parts ``"<too deep>"``,
+    non-string keys strings, and anything exotic its ``repr``."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        marker = id(value)
+        if marker in seen:
+            return "<cycle>"
+        seen.add(marker)
+        try:
+            if isinstance(value, Mapping):
+                return {
+                    (k if isinstance(k, str) else safe_str(k)): _jsonable(v, depth + 1, seen)
+                    for k, v in value.items()
+                }
+            return [_jsonable(item, depth + 1, seen) for item in value]
+        finally:
+            seen.discard(marker)
+    return _fallback(value)
 
 
 def safe_str(value: Any) -> str:
@@ -91,11 +125,13 @@ def to_attribute(value: Any, limit: int = DEFAULT_MAX_VALUE_LENGTH) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return str(value)  # OTLP ints are 64-bit
         return value
-    if isinstance(value, (list, tuple)) and value:
+    if isinstance(value, (list, tuple)) and value and len(value) <= MAX_LIST_ITEMS:
         first = type(value[0])
         if first in _PRIMITIVES and all(type(item) is first for item in value):
+            if first is str and sum(len(item) for item in value) > limit:
+                return truncate(to_json(value), limit)
             if first is str:
-                return [truncate(item, limit) for item in value]
+                return list(value)
             if first is int and any(abs(item) >= 2**63 for item in value):
                 return truncate(to_json(value), limit)
             return list(value)

@@ -26,7 +26,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 from steptrace import _context, _live, _tracing
 from steptrace._attributes import end_attributes, span_kind_for, start_attributes
 from steptrace._mirror import ensure_mirroring
-from steptrace._serialize import apply_redaction, safe_str, to_text
+from steptrace._serialize import apply_redaction, safe_str, to_text, truncate
 from steptrace._settings import settings
 from steptrace._tokens import TokenEvents
 
@@ -147,9 +147,12 @@ class Step:
     __slots__ = (
         "__weakref__",
         "_attributes",
+        "_auto_collapse",
+        "_collapsed_on_success",
         "_context_exception",
         "_created_ns",
         "_ctx_tokens",
+        "_default_open",
         "_end_ns",
         "_end_override",
         "_error_recorded",
@@ -168,6 +171,7 @@ class Step:
         "_output_set",
         "_parent_id",
         "_parent_step",
+        "_show_input",
         "_span",
         "_start_ns",
         "_start_override",
@@ -179,11 +183,8 @@ class Step:
         "_token_events",
         "_tokens",
         "_type",
-        "auto_collapse",
-        "collapsed_on_success",
         "created_at_override",
         "default_badges",
-        "default_open",
         "default_title",
         "elements",
         "fail_on_persist_error",
@@ -193,7 +194,6 @@ class Step:
         "pending_title",
         "persisted",
         "running_title",
-        "show_input",
         "success_title",
         "thread_id",
     )
@@ -277,9 +277,9 @@ class Step:
         self._metadata = _check_metadata(metadata) if metadata is not None else {}
         self._tags = _check_tags(tags) if tags is not None else None
         self._language = language
-        self.show_input = show_input
-        self.default_open = default_open
-        self.auto_collapse = auto_collapse
+        self._show_input = show_input
+        self._default_open = default_open
+        self._auto_collapse = auto_collapse
         self.icon = icon
         self.thread_id = thread_id
         self._status = status
@@ -289,7 +289,7 @@ class Step:
         self.success_title = success_title
         self.failed_title = failed_title
         self._failed_title: str | None = None
-        self.collapsed_on_success = collapsed_on_success
+        self._collapsed_on_success = collapsed_on_success
         self._context_exception = context_exception
         self.default_badges: dict[str, Any] | None = extras.get("default_badges")
 
@@ -387,7 +387,52 @@ class Step:
         _check_status(value)
         if value != self._status:
             self._status = value
+            if value in ("success", "failed") and self._state == _OPEN and not self._ctx_tokens:
+                # Begun outside a ``with`` (Panel's status pattern, Chainlit's send()): a final
+                # status is the end of the step.
+                self._close()
+                return
             self._changed()
+
+    @property
+    def show_input(self) -> bool | str:
+        """Whether the chat shows the input; a string names its language (``"json"``)."""
+        return self._show_input
+
+    @show_input.setter
+    def show_input(self, value: bool | str) -> None:
+        if not isinstance(value, (bool, str)):
+            raise TypeError(
+                f"show_input must be a bool or a language string, got {type_name(value)}"
+            )
+        self._show_input = value
+
+    @property
+    def default_open(self) -> bool:
+        return self._default_open
+
+    @default_open.setter
+    def default_open(self, value: bool) -> None:
+        _check_bool("default_open", value)
+        self._default_open = value
+
+    @property
+    def auto_collapse(self) -> bool:
+        return self._auto_collapse
+
+    @auto_collapse.setter
+    def auto_collapse(self, value: bool) -> None:
+        _check_bool("auto_collapse", value)
+        self._auto_collapse = value
+
+    @property
+    def collapsed_on_success(self) -> bool:
+        return self._collapsed_on_success
+
+    @collapsed_on_success.setter
+    def collapsed_on_success(self, value: bool) -> None:
+        _check_bool("collapsed_on_success", value)
+        self._collapsed_on_success = value
 
     @property
     def context_exception(self) -> str:
@@ -548,8 +593,12 @@ class Step:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _begin(self) -> Step:
-        """Start the span and announce the step, without making it current."""
+    def _begin(self, running: bool = True) -> Step:
+        """Start the span and announce the step, without making it current.
+
+        ``running=False`` (a step begun by its first streamed token) keeps the status, as
+        Panel's ``stream`` does.
+        """
         state = self._state
         if state == _OPEN:
             return self
@@ -572,7 +621,8 @@ class Step:
             )
         self._state = _OPEN
         self._start_ns = time.time_ns()
-        self._status = "running"
+        if running:
+            self._status = "running"
         OPEN_STEPS[id(self)] = self
         tracer = _tracing.get_tracer()
         if tracer is not None:
@@ -670,7 +720,10 @@ class Step:
         if span is not INVALID_SPAN:
             try:
                 self._error_recorded = True
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {safe_str(exc)}"))
+                description = truncate(
+                    f"{type(exc).__name__}: {safe_str(exc)}", settings.max_value_length
+                )
+                span.set_status(Status(StatusCode.ERROR, description))
             except Exception:
                 _log_telemetry_error("setting the error status")
 
@@ -678,12 +731,33 @@ class Step:
         span = self._span
         if span is INVALID_SPAN:
             return
+        limit = settings.max_value_length
+        message = truncate(safe_str(exc), limit)
         try:
             if self._token_events is not None:
                 self._token_events.flush()  # tokens streamed before the error come first
-            span.record_exception(exc, attributes={"exception.escaped": escaped})
+            span.record_exception(
+                exc, attributes={"exception.escaped": escaped, "exception.message": message}
+            )
         except Exception:
-            _log_telemetry_error("recording the exception")
+            # The SDK formats the exception itself; when that fails (a __str__ that raises),
+            # record the standard event by hand rather than lose it.
+            try:
+                stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            except Exception:
+                stack = ""
+            try:
+                span.add_event(
+                    "exception",
+                    {
+                        "exception.type": type(exc).__qualname__,
+                        "exception.message": message,
+                        "exception.stacktrace": truncate(stack, limit),
+                        "exception.escaped": escaped,
+                    },
+                )
+            except Exception:
+                _log_telemetry_error("recording the exception")
 
     def _append_output(self, text: str) -> None:
         current = self.output
@@ -710,9 +784,13 @@ class Step:
                 if self._status == "failed" and not self._error_recorded:
                     # failed without an exception (set in the body): still an error span
                     span.set_status(Status(StatusCode.ERROR, self.title or "step failed"))
-                span.end(end_time=self._end_ns)
             except Exception:
-                _log_telemetry_error("ending the span")
+                _log_telemetry_error("recording the step's final attributes")
+            finally:
+                try:
+                    span.end(end_time=self._end_ns)  # whatever happened above, never lose it
+                except Exception:
+                    _log_telemetry_error("ending the span")
         if _BUS.listeners:
             _BUS.publish(_live.UPDATE, self.to_dict())
 
@@ -827,7 +905,7 @@ class Step:
             return _DONE
         if self._state != _OPEN:
             if self._state == _NEW:
-                self._begin()
+                self._begin(running=False)
             # tokens after the end still reach the value and the chat, not the ended span
         if is_input:
             if is_sequence:
@@ -920,13 +998,14 @@ class Step:
     def update(self) -> _Ready:
         """Push the current state to the chat. After the step ended it reaches the chat only."""
         self._streaming = False
-        if _BUS.listeners:
+        # Nothing was created in the chat yet: an update would precede its create.
+        if self._state != _NEW and _BUS.listeners:
             _BUS.publish(_live.UPDATE, self.to_dict())
         return _TRUE
 
     def remove(self) -> _Ready:
         """Remove the step (and its children) from the chat."""
-        if _BUS.listeners:
+        if self._state != _NEW and _BUS.listeners:
             _BUS.publish(_live.DELETE, self.to_dict())
         return _TRUE
 
@@ -952,7 +1031,7 @@ class Step:
         limit = settings.max_value_length * 16
         output = self.output
         language = self._language
-        if language is None and output is not None and not isinstance(output, str) and output != "":
+        if language is None and not isinstance(output, str):
             language = "json" if isinstance(output, (dict, list, tuple)) else "text"
         input_text = to_text(self.input, limit)
         output_text = to_text(output, limit)
@@ -1122,7 +1201,7 @@ def _legacy_arguments(legacy: dict[str, Any], default_title: str, extras: dict[s
 
 
 def _joined(base: Any, parts: list[str]) -> str:
-    if base is None or base == "":
+    if base is None or (isinstance(base, str) and not base):
         return "".join(parts)
     prefix = base if isinstance(base, str) else to_text(base)
     return prefix + "".join(parts)

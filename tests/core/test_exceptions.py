@@ -436,11 +436,6 @@ def test_an_exception_whose_str_raises_is_still_handled(spans, mode):
     assert "UnprintableError" in span.status.description
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: when str(exc) raises, span.record_exception() raises inside the SDK, "
-    "steptrace logs it and the standard `exception` event is missing from the span",
-)
 def test_an_exception_whose_str_raises_still_gets_its_exception_event(spans):
     with pytest.raises(UnprintableError):
         with Step(name="unprintable event"):
@@ -451,12 +446,6 @@ def test_an_exception_whose_str_raises_still_gets_its_exception_event(spans):
     assert "Traceback (most recent call last)" in recorded[0].attributes["exception.stacktrace"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the span status description and the exception event's message carry "
-    "str(exc) unbounded (5 MB here) while input/output/metadata are cut to "
-    "settings.max_value_length",
-)
 def test_a_huge_exception_message_is_bounded_on_the_span(spans):
     huge = "z" * 5_000_000
     with pytest.raises(ValueError):

@@ -211,12 +211,6 @@ def test_non_string_metadata_keys(spans):
     assert "tuple" in [v for k, v in attributes.items() if k.startswith("step.metadata.")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a self-referencing or too-deep structure falls back to Python's repr "
-    "(\"{'name': 'loop', 'self': {...}}\") while input.mime_type/output.mime_type still say "
-    "application/json, and step.metadata.<key> is not JSON either",
-)
 @pytest.mark.parametrize("which", ["self-referencing", "deeply nested"])
 def test_values_labelled_json_are_json(spans, which):
     if which == "self-referencing":
@@ -235,11 +229,6 @@ def test_values_labelled_json_are_json(spans, which):
     json.loads(attributes["step.metadata.value"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: homogeneous lists in metadata pass through with no bound on their length "
-    "(a 1,000,000-element list or 10 MB of strings becomes one span attribute)",
-)
 def test_long_homogeneous_metadata_lists_are_bounded(spans):
     ints = list(range(1_000_000))
     strings = ["s" * 1000] * 10_000
@@ -252,15 +241,7 @@ def test_long_homogeneous_metadata_lists_are_bounded(spans):
         assert size <= limit(), (key, size)
 
 
-ARRAY_INPUT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason='core bug: end_attributes() evaluates `input_value != ""`, which raises for numpy '
-    "arrays / pandas DataFrames; the error is logged and span.end() is never called, so the "
-    "span is lost",
-)
-
-
-@pytest.mark.parametrize("field", [pytest.param("input", marks=ARRAY_INPUT_BUG), "output"])
+@pytest.mark.parametrize("field", ["input", "output"])
 def test_array_like_values_do_not_lose_the_span(spans, field):
     with Step(name="array") as step:
         setattr(step, field, AmbiguousTruth())
@@ -268,12 +249,6 @@ def test_array_like_values_do_not_lose_the_span(spans, field):
     assert span.attributes[f"{field}.value"] == "array([1, 2, 3])"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='core bug: Step.to_dict() evaluates `output != ""` for a non-string output; with '
-    "a listener attached, a numpy array / DataFrame output raises ValueError into the app "
-    "(from __exit__, or from a decorated function returning an array)",
-)
 @pytest.mark.parametrize("how", ["with", "decorator"])
 def test_array_like_output_never_raises_into_the_app_with_a_listener(spans, events, how):
     if how == "with":

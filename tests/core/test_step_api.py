@@ -1011,12 +1011,6 @@ def test_tokens_after_the_end_reach_the_chat_only(spans, events):
     assert len(spans.get_finished_spans()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: update() (and remove()) on a step that was never sent/entered publishes "
-    "update_message (delete_message) for an id the chat never saw created; DESIGN.md: a step's "
-    "create is delivered before any of its updates",
-)
 def test_update_of_a_step_never_sent_does_not_precede_its_create(events):
     step = Step(name="never sent")
     step.output = "x"
