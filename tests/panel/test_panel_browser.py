@@ -1,0 +1,169 @@
+"""``panel serve`` with steptrace steps, driven by a user in real headless Chromium.
+
+The served path of the exporter: steps run in the ChatInterface's sync callback (a worker
+thread), events arrive on steptrace's dispatcher thread, and the cards are changed on the
+session's event loop. The user types a message; the test reads the cards the browser renders.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+APP = Path(__file__).resolve().parent / "app.py"
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Upper bound for start-up and for each wait (a hang guard, not a performance assertion).
+WAIT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def panel_executable() -> str:
+    local = VENV_BIN / "panel"
+    return str(local) if local.exists() else "panel"
+
+
+def chromium_path() -> str:
+    path = os.environ.get("STEPTRACE_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).exists():
+        pytest.fail(f"headless Chromium not found at {path}: run scripts/bootstrap.sh")
+    return path
+
+
+@pytest.fixture(scope="module")
+def panel_url() -> Iterator[str]:
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [
+                panel_executable(),
+                "serve",
+                str(APP),
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--allow-websocket-origin",
+                f"127.0.0.1:{port}",
+                "--num-procs",
+                "1",
+            ],
+            env={**os.environ, "BOKEH_RESOURCES": "server", "OTEL_TRACES_EXPORTER": "none"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/app"
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(
+                        f"panel serve exited:\n{log.read().decode(errors='replace')}"
+                    )
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("panel serve did not start")
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 1400})
+    page = context.new_page()
+    outside: list[str] = []
+
+    def loopback_only(route: Route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", loopback_only)
+    yield page
+    context.close()
+
+
+def step_titles(page: Page) -> list[str]:
+    """Card titles in page order (the title pane renders inside its shadow root)."""
+    return [text.strip() for text in page.locator(".step-title div").all_inner_texts()]
+
+
+def test_a_user_sees_the_steps_as_chatstep_cards(page: Page, panel_url: str) -> None:
+    page.goto(panel_url)
+    box = page.locator("textarea").first
+    expect(box).to_be_visible(timeout=WAIT_S * 1000)
+    box.fill("panel please")
+    box.press("Enter")
+
+    expect(page.get_by_text("done panel please")).to_be_visible(timeout=WAIT_S * 1000)
+    expect(page.locator(".step-title", has_text="Error: 'ValueError'")).to_be_visible(
+        timeout=WAIT_S * 1000
+    )
+    titles = step_titles(page)
+    assert titles == ["Planned", "search", "answer", "Error: 'ValueError'"], titles
+
+    def title(text: str):
+        return page.locator(".step-title", has_text=text)
+
+    # The run's own card: the one holding its title but not the failed step's (the feed's
+    # "Steps" card holds both). Nested cards render inside it.
+    planned = page.locator(".card").filter(has=title("Planned")).filter(has_not=title("Error"))
+    expect(planned).to_have_count(1)
+    expect(planned.locator(".step-title", has_text="search")).to_be_visible()
+    expect(planned.locator(".step-title", has_text="answer")).to_be_visible()
+    expect(planned.get_by_text("searched for panel please")).to_be_visible()
+    expect(planned.get_by_text("The answer is 42.")).to_be_visible()
+    # Status badges: three successes, one failure.
+    expect(page.locator(".step-avatar-container .dot-filled.success")).to_have_count(3)
+    expect(page.locator(".step-avatar-container .dot-filled.danger")).to_have_count(1)
+    # The failed step keeps what it streamed before the error, then the error.
+    failed = page.locator(".card").filter(has=title("Error")).filter(has_not=title("Planned"))
+    expect(failed).to_have_count(1)
+    expect(failed.get_by_text("partial output")).to_be_visible()
+    expect(failed.get_by_text("boom")).to_be_visible()
