@@ -27,6 +27,8 @@ import httpx
 import pytest
 from phoenix import free_port
 
+from steptrace.testing.llm_servers import OpenAIServer, Reply
+
 pytestmark = pytest.mark.integration
 
 STEPTRACE = Path(sys.executable).parent / "steptrace"
@@ -307,6 +309,61 @@ def test_question_and_turns_options(phoenix):
     weather = next(s for s in spans if s["name"] == "get_weather")
     assert json.loads(flatten(weather["attributes"])["output.value"])["city"] == "Oslo"
     phoenix.spans(project, trace_ids[1], count=4)  # the second turn is its own trace
+
+
+# -- with OPENAI_API_KEY: the OpenAI client as configured (here OPENAI_BASE_URL: a local server) --
+
+
+def run_with_openai_settings(server: OpenAIServer) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        steptrace_command("demo", "--once", "--no-web"),
+        env=demo_env(
+            OPENAI_API_KEY="sk-test-key",
+            OPENAI_BASE_URL=server.base_url,
+            OPENAI_MODEL="gpt-test-mini",
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+
+
+def test_with_an_api_key_it_talks_to_the_configured_openai_endpoint():
+    answer = "Yes: rain is likely on the first day [1], so take a compact umbrella."
+    with OpenAIServer(Reply(text=answer, delay=0.01)) as server:
+        base_url = server.base_url
+        result = run_with_openai_settings(server)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"OpenAI at {base_url}, model gpt-test-mini" in squash(out)
+    assert "scripted" not in out
+    assert re.search(r"└─ ✓ chat gpt-test-mini +llm", out), out
+    assert squash(printed_answer(out)) == answer
+
+    (request,) = server.requests
+    assert request.headers["authorization"] == "Bearer sk-test-key"
+    body = request.body
+    assert body["model"] == "gpt-test-mini"
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    prompt = body["messages"][-1]["content"]
+    assert f"Question: {QUESTION}" in prompt
+    assert "[1] Lisbon in spring:" in prompt  # the retrieved guides
+    assert '"city": "Lisbon"' in prompt  # the tool's forecast
+
+
+def test_a_failing_llm_call_is_shown_not_raised():
+    with OpenAIServer(Reply(status=401, error_message="Incorrect API key provided")) as server:
+        result = run_with_openai_settings(server)
+    assert result.returncode == 1
+    out = result.stdout
+    assert re.search(r"^✗ travel_assistant .*Incorrect API key provided", out, re.MULTILINE), out
+    assert re.search(r"└─ ✗ chat gpt-test-mini", out), out
+    assert "├─ ✓ search_docs" in out and "├─ ✓ get_weather" in out
+    assert "✗ the turn failed: AuthenticationError" in out
+    assert TRACE_LINE.search(out)
+    assert "Traceback" not in result.stderr + out
 
 
 # -- the web chat ------------------------------------------------------------------------------

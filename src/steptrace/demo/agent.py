@@ -52,7 +52,8 @@ async def search_docs(query: str, k: int = 3) -> list[dict[str, Any]]:
     step = steptrace.current_step()
     if step is not None:
         titles = ", ".join(doc.title for doc, _ in hits)
-        step.success_title = f"{len(hits)} guides: {titles}" if hits else "no matching guide"
+        noun = "guide" if len(hits) == 1 else "guides"
+        step.success_title = f"{len(hits)} {noun}: {titles}" if hits else "no matching guide"
         attributes: dict[str, Any] = {}
         for i, (doc, score) in enumerate(hits):  # OpenInference's retrieval attributes
             prefix = f"retrieval.documents.{i}.document"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +70,56 @@ class DemoError(Exception):
         self.code = code
 
 
+class ExportProblems(logging.Handler):
+    """The OTLP exporter's retries and failures as one short line, not a page of log records.
+
+    The exporter logs every retry of every batch with the full connection error. The demo says
+    once that export is failing and why; ``failed`` tells the final flush not to wait for a
+    backend that is refusing (``reset()`` first: an early failure, such as a collector still
+    starting, may have healed since).
+    """
+
+    LOGGER = "opentelemetry"
+
+    def __init__(self, console: Console, endpoint: str) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+        self.endpoint = endpoint
+        self.failed = False
+        self._reported = False
+
+    def reset(self) -> None:
+        self.failed = False
+        self._reported = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.failed = True
+        if self._reported:
+            return
+        self._reported = True
+        message = record.getMessage()
+        lowered = message.lower()
+        if "refused" in lowered:
+            reason = "connection refused (is the collector running?)"
+        elif "timed out" in lowered or "timeout" in lowered:
+            reason = "timed out"
+        elif "name or service not known" in lowered or "nodename" in lowered:
+            reason = "unknown host"
+        else:
+            reason = message.splitlines()[0][:160]
+        try:
+            self.console.print(
+                f"[yellow]traces: export to {escape(self.endpoint)} failing: {escape(reason)}[/]"
+            )
+        except Exception:
+            self.handleError(record)
+
+    def install(self) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.addHandler(self)
+        logger.propagate = False
+
+
 @dataclass
 class LLM:
     """Which chat model the turns talk to and how to make a client for it."""
@@ -87,10 +139,10 @@ class LLM:
 # -- set-up -----------------------------------------------------------------------------------
 
 
-def configure_export() -> tuple[bool, str]:
+def configure_export() -> tuple[bool, str, str]:
     """``steptrace.configure()`` from ``OTEL_*`` when they ask for export, else no exporter.
 
-    Returns whether spans are exported and a line describing where.
+    Returns whether spans are exported, a line describing where, and the OTLP endpoint.
     """
     env = os.environ
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
@@ -106,11 +158,12 @@ def configure_export() -> tuple[bool, str]:
             steptrace.configure(service_name=service)
         else:
             steptrace.configure(service_name=service, exporter="none")
-            return False, f"not exported: {EXPORT_HINT}"
+            return False, f"not exported: {EXPORT_HINT}", ""
     except (ValueError, TypeError) as exc:
         raise DemoError(f"cannot set up trace export: {exc}", 2) from exc
     exporters = exporters or ["otlp"]
     parts = []
+    target = ""
     if "otlp" in exporters:
         protocol = (
             env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
@@ -118,13 +171,14 @@ def configure_export() -> tuple[bool, str]:
             or "http/protobuf"
         )
         default = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
-        parts.append(f"OTLP {protocol} → {endpoint or default}")
+        target = endpoint or default
+        parts.append(f"OTLP {protocol} → {target}")
     if "console" in exporters:
         parts.append("console (stderr)")
     if not parts:
-        return False, f"not exported (OTEL_TRACES_EXPORTER={env.get('OTEL_TRACES_EXPORTER')})"
+        return False, f"not exported (OTEL_TRACES_EXPORTER={env.get('OTEL_TRACES_EXPORTER')})", ""
     service_name = env.get("OTEL_SERVICE_NAME") or service or "from OTEL_RESOURCE_ATTRIBUTES"
-    return True, f"{', '.join(parts)} · service {service_name}"
+    return True, f"{', '.join(parts)} · service {service_name}", target
 
 
 def instrument_openai() -> bool:
@@ -226,6 +280,8 @@ class Demo:
         self.thread_id = f"demo-{uuid.uuid4().hex[:6]}"
         self.exporting = False
         self.export_line = ""
+        self.export_problems: ExportProblems | None = None
+        self.exported = False
         self.manual_llm_step = False
         self.llm: LLM | None = None
         self.web: Any = None
@@ -238,7 +294,10 @@ class Demo:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.exporting, self.export_line = configure_export()
+        self.exporting, self.export_line, endpoint = configure_export()
+        if self.exporting and endpoint:
+            self.export_problems = ExportProblems(self.console, endpoint)
+            self.export_problems.install()
         self.manual_llm_step = not instrument_openai()
         self.web, self.web_note = start_web(self.options)
         self.llm = choose_llm()
@@ -253,12 +312,15 @@ class Demo:
                 self.web.stop()
         if self.llm is not None:
             self.llm.close()
-        steptrace.flush(5.0)
-        if not steptrace.shutdown(5.0) and self.exporting:
-            self.console.print(
-                "[yellow]some spans could not be exported within 5 s "
-                "(is the OTLP endpoint reachable?)[/]"
-            )
+        problems = self.export_problems
+        if problems is not None:
+            problems.reset()
+        flushed = _flush_unless_failing(problems)
+        # A backend that refused the spans or did not take them in 5 s will not in one more.
+        shut = steptrace.shutdown(5.0 if flushed else 1.0)
+        self.exported = self.exporting and flushed and shut and not (problems and problems.failed)
+        if self.exporting and not self.exported and not (problems and problems.failed):
+            self.console.print("[yellow]traces: not every span was exported within 5 s[/]")
 
     # -- screens ----------------------------------------------------------------------------
 
@@ -337,7 +399,7 @@ class Demo:
         c.print(line)
         jaeger = _jaeger_ui(result.trace_id) if self.exporting else None
         if jaeger:
-            c.print(f"[dim]  if the endpoint is Jaeger: {jaeger}[/]")
+            c.print(f"[dim]in Jaeger:[/] {jaeger}")
         c.print()
 
     # -- the session ------------------------------------------------------------------------
@@ -376,6 +438,21 @@ class Demo:
                 return 0
             question = typed or self.next_question()
             self.run_turn(question)
+
+
+def _flush_unless_failing(problems: ExportProblems | None, timeout: float = 5.0) -> bool:
+    """``steptrace.flush``, given up as soon as the exporter reports that export fails."""
+    outcome: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(steptrace.flush(timeout)), name="demo-flush", daemon=True
+    )
+    worker.start()
+    deadline = time.monotonic() + timeout + 0.5
+    while worker.is_alive() and time.monotonic() < deadline:
+        if problems is not None and problems.failed:
+            return False
+        worker.join(0.05)
+    return bool(outcome and outcome[0])
 
 
 def _stdin_is_terminal() -> bool:
@@ -422,6 +499,11 @@ def run(options: Options) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 demo.stop()
     if demo.turns_run:
-        exported = " · traces exported" if demo.exporting else ""
+        if demo.exported:
+            exported = " · traces exported"
+        elif demo.exporting:
+            exported = " · [yellow]traces not exported[/]"
+        else:
+            exported = ""
         console.print(f"[dim]done · {demo.turns_run} turn(s){exported}[/]")
     return code

@@ -245,15 +245,11 @@ class StepTree:
         text = Text(node.output)
         if not node.ended:
             text.append("▌", style="bold cyan")
-        if node.status == "failed":
-            border = "red"
-        elif node.ended:
-            border = "green"
-        else:
-            border = "cyan"
+        failed = node.status == "failed"
+        border = "red" if failed else "green" if node.ended else "cyan"
         return Panel(
             text,
-            title=Text(f"answer · {node.name}", style="bold"),
+            title=Text(f"{'failed' if failed else 'answer'} · {node.name}", style="bold"),
             title_align="left",
             border_style=border,
             padding=(0, 1),
