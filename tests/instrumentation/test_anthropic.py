@@ -269,3 +269,20 @@ def test_with_raw_response(
     )
     assert "".join(e.delta.text for e in raw.parse() if e.type == "content_block_delta") == ANSWER
     assert token_text(one_llm_span(spans)) == ANSWER
+
+
+def test_mirrored_client_span_is_a_child_of_the_llm_step(
+    claude: anthropic.Anthropic, spans
+) -> None:
+    events: list[tuple[str, dict]] = []
+    listener = lambda event, payload: events.append((event, payload))  # noqa: E731
+    steptrace.add_listener(listener)
+    try:
+        claude.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        assert steptrace.flush()
+    finally:
+        steptrace.remove_listener(listener)
+    created = {p["name"]: p for e, p in events if e == "new_message"}
+    llm = created["chat claude-test"]
+    client_span = created["anthropic.messages.create"]
+    assert client_span["parentId"] == llm["id"]

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from steptrace._context import STEP_KEY
 from steptrace._step import Step
 from steptrace.instrumentation import _genai as g
 from steptrace.instrumentation._content import capture_message_content
@@ -133,10 +134,14 @@ class LLMCall:
         """Make the llm span current while the client sends the request, so that HTTP spans
         (and the client library's own spans) nest under it. Returns a token for ``deactivate``."""
         try:
-            span = self.step.span
+            step = self.step
+            span = step.span
             if not span.get_span_context().is_valid:
                 return None
-            return otel_context.attach(trace.set_span_in_context(span))
+            # Span and step both current: foreign spans mirrored to the chat get this step as
+            # their parent, as they do under ``with step:``.
+            ctx = otel_context.set_value(STEP_KEY, step, trace.set_span_in_context(span))
+            return otel_context.attach(ctx)
         except Exception:
             logger.exception("steptrace: could not make the llm step current")
             return None
