@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import socketio
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,15 @@ def chainlit_venv() -> Path:
 
 def chainlit_available() -> bool:
     return (chainlit_venv() / "bin" / "chainlit").exists()
+
+
+def require_chainlit() -> None:
+    """Skip without ``.venv-chainlit`` (fail under ``CI=true``), as for ``.venv-phoenix``."""
+    if not chainlit_available():
+        message = ".venv-chainlit is missing: run `bash scripts/bootstrap.sh` to create it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
 
 
 def free_port() -> int:
