@@ -120,7 +120,7 @@ class BlackholeServer:
 class _Received:
     """What a receiver got, shared between its serving threads and the test."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: Any = field(default_factory=threading.RLock)  # RLock: predicates read state
     spans: list[ProtoSpan] = field(default_factory=list)
     answered: list[int | str] = field(default_factory=list)
     changed: threading.Condition = field(init=False)
