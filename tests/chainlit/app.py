@@ -8,20 +8,30 @@ Each user message names a scenario; the handler runs it with plain steptrace ste
 - ``fail``: a step streams ``partial`` and then raises.
 - ``slow``: a step streams until the user presses Stop; a message after it must never be sent.
 - ``executor``: a top-level step in a ``run_in_executor`` thread (no step around it).
+- ``llm``: OpenAI calls made through ``steptrace.instrument("openai")`` against an
+  OpenAI-compatible endpoint this app serves itself on loopback: a streamed async call on the
+  event loop, and a plain sync call in a ``cl.make_async`` worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import chainlit as cl
+import openai
 import steptrace_chainlit
+from chainlit.config import config
+from chainlit.server import app
+from fastapi.responses import JSONResponse, StreamingResponse
 
 import steptrace
 
 steptrace.configure(exporter="none")  # real SDK spans (trace ids), exported nowhere
+steptrace.instrument("openai")
 steptrace_chainlit.enable()
 
 ANSWER_TOKENS = ["The ", "answer ", "is ", "42", "."]
@@ -90,6 +100,74 @@ async def executor_top_level() -> None:
     await cl.Message(content=f"executor done in thread {thread_id}").send()
 
 
+LLM_TOKENS = ["Hello", " from", " the", " fake", " model."]
+
+
+def _chunk(delta: dict[str, str], finish: str | None = None) -> str:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+@app.post("/fake-openai/v1/chat/completions")
+async def fake_chat_completions(body: dict) -> object:  # type: ignore[type-arg]
+    """A minimal OpenAI chat completions endpoint (streamed or not) for the llm scenario."""
+    if not body.get("stream"):
+        return JSONResponse(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "fake-model",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "sync reply"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            }
+        )
+
+    async def events() -> AsyncIterator[str]:
+        yield _chunk({"role": "assistant", "content": ""})
+        for token in LLM_TOKENS:
+            await asyncio.sleep(0.01)
+            yield _chunk({"content": token})
+        yield _chunk({}, finish="stop")
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def fake_openai_url() -> str:
+    return f"http://127.0.0.1:{config.run.port}/fake-openai/v1"
+
+
+def sync_llm_call(prompt: str) -> str:
+    client = openai.OpenAI(base_url=fake_openai_url(), api_key="test", max_retries=0)
+    reply = client.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": prompt}]
+    )
+    return str(reply.choices[0].message.content)
+
+
+async def llm_calls() -> None:
+    client = openai.AsyncOpenAI(base_url=fake_openai_url(), api_key="test", max_retries=0)
+    stream = await client.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream])
+    sync_text = await cl.make_async(sync_llm_call)("hi from a thread")
+    await cl.Message(content=f"llm done: {text} / {sync_text}").send()
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     command, _, argument = message.content.partition(" ")
@@ -101,3 +179,5 @@ async def on_message(message: cl.Message) -> None:
         await slow()
     elif command == "executor":
         await executor_top_level()
+    elif command == "llm":
+        await llm_calls()

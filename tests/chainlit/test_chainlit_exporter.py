@@ -252,6 +252,41 @@ async def test_hidden_chain_of_thought_sends_stubs_only(
         await user.close()
 
 
+async def test_llm_auto_instrumentation_steps_stream_into_the_session(user: ChainlitUser) -> None:
+    await user.send("llm")
+    await user.wait_for(
+        lambda: any(text.startswith("llm done") for text in user.assistant_messages()),
+        "the handler's reply",
+    )
+    llm_steps = await user.wait_for(
+        lambda: (
+            len(
+                ended := [
+                    n for n in user.tree.nodes.values() if n.get("type") == "llm" and n.get("end")
+                ]
+            )
+            == 2
+            and ended
+        ),
+        "both llm steps to end",
+    )
+    assert user.tree.dropped == []
+    by_output = {node["output"]: node for node in llm_steps}
+    assert set(by_output) == {"Hello from the fake model.", "sync reply"}
+    for node in llm_steps:
+        assert node["name"] == "chat fake-model"
+        assert node["status"] == "success"
+        assert user.tree.path(node["id"]) == ["User", "on_message", "chat fake-model"]
+    streamed = by_output["Hello from the fake model."]
+    events = user.step_events(streamed["id"])
+    assert "stream_start" in events  # tokens went out live, as the client read them
+    text, _ = streamed_text(user, streamed["id"])
+    assert text == "Hello from the fake model."
+    assert [t for t in user.assistant_messages() if t.startswith("llm done")] == [
+        "llm done: Hello from the fake model. / sync reply"
+    ]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="steptrace.instrument_threads() carries only the OTel context into executor threads, "
