@@ -12,12 +12,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -111,22 +111,44 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+def loopback_only(route: Route) -> None:
+    """Keep the browser on loopback (Panel links an icon font from a CDN)."""
+    if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
+        route.continue_()
+    else:
+        route.abort()
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1200, "height": 1400})
-    page = context.new_page()
-    outside: list[str] = []
+def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+    contexts: list[BrowserContext] = []
 
-    def loopback_only(route: Route) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
+    def open_page() -> Page:
+        context = browser.new_context(viewport={"width": 1200, "height": 1400})
+        contexts.append(context)
+        page = context.new_page()
+        page.route("**/*", loopback_only)
+        return page
 
-    page.route("**/*", loopback_only)
-    yield page
-    context.close()
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[[], Page]) -> Page:
+    return new_page()
+
+
+def open_chat(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("textarea").first).to_be_visible(timeout=WAIT_S * 1000)
+
+
+def submit(page: Page, text: str) -> None:
+    box = page.locator("textarea").first
+    box.fill(text)
+    box.press("Enter")
 
 
 def step_titles(page: Page) -> list[str]:
@@ -135,11 +157,8 @@ def step_titles(page: Page) -> list[str]:
 
 
 def test_a_user_sees_the_steps_as_chatstep_cards(page: Page, panel_url: str) -> None:
-    page.goto(panel_url)
-    box = page.locator("textarea").first
-    expect(box).to_be_visible(timeout=WAIT_S * 1000)
-    box.fill("panel please")
-    box.press("Enter")
+    open_chat(page, panel_url)
+    submit(page, "panel please")
 
     expect(page.get_by_text("done panel please")).to_be_visible(timeout=WAIT_S * 1000)
     expect(page.locator(".step-title", has_text="Error: 'ValueError'")).to_be_visible(
@@ -167,3 +186,21 @@ def test_a_user_sees_the_steps_as_chatstep_cards(page: Page, panel_url: str) -> 
     expect(failed).to_have_count(1)
     expect(failed.get_by_text("partial output")).to_be_visible()
     expect(failed.get_by_text("boom")).to_be_visible()
+
+
+def test_two_browser_sessions_each_see_only_their_own_steps(
+    new_page: Callable[[], Page], panel_url: str
+) -> None:
+    alice, bob = new_page(), new_page()
+    open_chat(alice, panel_url)
+    open_chat(bob, panel_url)
+    submit(alice, "alpha")
+    submit(bob, "beta")
+    for page, mine in ((alice, "alpha"), (bob, "beta")):
+        expect(page.get_by_text(f"done {mine}")).to_be_visible(timeout=WAIT_S * 1000)
+        expect(page.locator(".step-title", has_text="Error")).to_be_visible(timeout=WAIT_S * 1000)
+        expect(page.get_by_text(f"searched for {mine}")).to_be_visible()
+        assert step_titles(page) == ["Planned", "search", "answer", "Error: 'ValueError'"]
+    # Both sessions are complete: anything routed to the wrong one would be there by now.
+    for page, other in ((alice, "beta"), (bob, "alpha")):
+        expect(page.get_by_text(f"searched for {other}")).to_have_count(0)
