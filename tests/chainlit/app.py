@@ -8,6 +8,7 @@ Each user message names a scenario; the handler runs it with plain steptrace ste
 - ``fail``: a step streams ``partial`` and then raises.
 - ``slow``: a step streams until the user presses Stop; a message after it must never be sent.
 - ``executor``: a top-level step in a ``run_in_executor`` thread (no step around it).
+- ``remove``: a step with a child, then ``remove()`` on it; then a step ``kept``.
 - ``llm``: OpenAI calls made through ``steptrace.instrument("openai")`` against an
   OpenAI-compatible endpoint this app serves itself on loopback: a streamed async call on the
   event loop, and a plain sync call in a ``cl.make_async`` worker thread.
@@ -168,6 +169,16 @@ async def llm_calls() -> None:
     await cl.Message(content=f"llm done: {text} / {sync_text}").send()
 
 
+async def remove_step() -> None:
+    async with steptrace.Step(name="temporary") as temporary:
+        with steptrace.Step(name="temporary-child"):
+            pass
+    await temporary.remove()
+    with steptrace.Step(name="kept"):
+        pass
+    await cl.Message(content="remove done").send()
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     command, _, argument = message.content.partition(" ")
@@ -179,5 +190,7 @@ async def on_message(message: cl.Message) -> None:
         await slow()
     elif command == "executor":
         await executor_top_level()
+    elif command == "remove":
+        await remove_step()
     elif command == "llm":
         await llm_calls()

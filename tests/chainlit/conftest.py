@@ -22,3 +22,11 @@ def chainlit_server_hidden_cot() -> Iterator[ChainlitServer]:
     require_chainlit()
     with run_chainlit(cot="hidden") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def chainlit_server_tool_call_cot() -> Iterator[ChainlitServer]:
+    """The same app with ``[UI] cot = "tool_call"``."""
+    require_chainlit()
+    with run_chainlit(cot="tool_call") as server:
+        yield server

@@ -252,6 +252,31 @@ async def test_hidden_chain_of_thought_sends_stubs_only(
         await user.close()
 
 
+async def test_tool_call_chain_of_thought_sends_everything_for_the_client_to_filter(
+    chainlit_server_tool_call_cot: ChainlitServer,
+) -> None:
+    user = await connected(chainlit_server_tool_call_cot)
+    try:
+        await user.send("plan dave")
+        await user.wait_for(lambda: plan_finished(user, "dave"), "dave's plan")
+        assert user.tree.dropped == []
+        assert user.tree.one("plan")["output"] == "planned for dave"
+        assert user.tree.one("answer")["output"] == "The answer is 42."
+        assert "stream_token" in user.step_events(user.tree.one("answer")["id"])
+    finally:
+        await user.close()
+
+
+async def test_remove_deletes_the_step_and_its_children(user: ChainlitUser) -> None:
+    await user.send("remove")
+    await user.wait_for(lambda: user.ended("kept"), "the step after the removal")
+    assert user.tree.dropped == []
+    assert user.tree.by_name("temporary") == []
+    assert user.tree.by_name("temporary-child") == []
+    removed = [data["name"] for event, data in user.events if event == "delete_message"]
+    assert removed == ["temporary"]
+
+
 async def test_llm_auto_instrumentation_steps_stream_into_the_session(user: ChainlitUser) -> None:
     await user.send("llm")
     await user.wait_for(
