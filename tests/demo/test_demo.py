@@ -311,6 +311,30 @@ def test_question_and_turns_options(phoenix):
     phoenix.spans(project, trace_ids[1], count=4)  # the second turn is its own trace
 
 
+def test_an_unreachable_collector_is_one_line_and_a_prompt_exit():
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = subprocess.run(
+        steptrace_command("demo", "--once", "--no-web"),
+        env=demo_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = squash(result.stdout)
+    assert_tree_printed(result.stdout)
+    assert f"traces: export to {endpoint} failing: connection refused" in out
+    assert out.count("failing: connection refused") == 1
+    assert "trace export had errors (see above)" in out
+    assert "Transient error" not in result.stdout + result.stderr  # no exporter log spam
+    assert "Traceback" not in result.stderr
+    assert elapsed < 30
+
+
 # -- with OPENAI_API_KEY: the OpenAI client as configured (here OPENAI_BASE_URL: a local server) --
 
 

@@ -152,3 +152,45 @@ def test_weather_tool():
     json.dumps(report)
     with pytest.raises(LookupError):
         weather.forecast("Atlantis")
+
+
+# -- the turn in process, with the hand-made llm step (no openai auto-instrumentation) ---------
+
+
+async def test_turn_with_a_manual_llm_step(spans):
+    openai = pytest.importorskip("openai")
+    from steptrace.instrumentation import OpenAIInstrumentor
+
+    if OpenAIInstrumentor().is_instrumented_by_opentelemetry:
+        pytest.skip("openai is instrumented in this process: the llm step would be doubled")
+    server = scripted.start_server()
+    try:
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key="x") as client:
+            result = await agent.run_turn(
+                "Do I need a rain jacket in Edinburgh?",
+                client,
+                scripted.MODEL,
+                thread_id="t-1",
+                manual_llm_step=True,
+            )
+    finally:
+        server.close()
+    assert result.error is None
+    assert result.answer.startswith("Plan for rain in Edinburgh")
+    assert result.output_tokens == len(scripted.tokenize(result.answer))
+    by_name = {span.name: span for span in spans.get_finished_spans()}
+    assert set(by_name) == {
+        "travel_assistant",
+        "search_docs",
+        "get_weather",
+        "chat " + scripted.MODEL,
+    }
+    root = by_name["travel_assistant"]
+    assert format(root.context.trace_id, "032x") == result.trace_id
+    for name in ("search_docs", "get_weather", "chat " + scripted.MODEL):
+        assert by_name[name].parent.span_id == root.context.span_id
+    llm = by_name["chat " + scripted.MODEL]
+    assert llm.attributes["step.type"] == "llm"
+    assert llm.attributes["output.value"] == result.answer
+    assert llm.attributes["step.thread_id"] == "t-1"
+    assert root.attributes["output.value"] == result.answer

@@ -74,9 +74,9 @@ class ExportProblems(logging.Handler):
     """The OTLP exporter's retries and failures as one short line, not a page of log records.
 
     The exporter logs every retry of every batch with the full connection error. The demo says
-    once that export is failing and why; ``failed`` tells the final flush not to wait for a
-    backend that is refusing (``reset()`` first: an early failure, such as a collector still
-    starting, may have healed since).
+    once that export is failing and why. ``failed`` is whether any export went wrong in the
+    session; ``failing`` tells a flush not to wait for a backend that is refusing right now
+    (``reset()`` before the flush: a collector that was still starting may be up since).
     """
 
     LOGGER = "opentelemetry"
@@ -86,14 +86,14 @@ class ExportProblems(logging.Handler):
         self.console = console
         self.endpoint = endpoint
         self.failed = False
+        self.failing = False
         self._reported = False
 
     def reset(self) -> None:
-        self.failed = False
-        self._reported = False
+        self.failing = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.failed = True
+        self.failed = self.failing = True
         if self._reported:
             return
         self._reported = True
@@ -282,6 +282,7 @@ class Demo:
         self.export_line = ""
         self.export_problems: ExportProblems | None = None
         self.exported = False
+        self.export_failed = False
         self.manual_llm_step = False
         self.llm: LLM | None = None
         self.web: Any = None
@@ -313,13 +314,16 @@ class Demo:
         if self.llm is not None:
             self.llm.close()
         problems = self.export_problems
+        timeout = 5.0
         if problems is not None:
+            timeout = 2.0 if problems.failed else 5.0  # it failed before: do not hang on exit
             problems.reset()
-        flushed = _flush_unless_failing(problems)
+        flushed = _flush_unless_failing(problems, timeout)
         # A backend that refused the spans or did not take them in 5 s will not in one more.
         shut = steptrace.shutdown(5.0 if flushed else 1.0)
-        self.exported = self.exporting and flushed and shut and not (problems and problems.failed)
-        if self.exporting and not self.exported and not (problems and problems.failed):
+        self.export_failed = problems is not None and problems.failed
+        self.exported = self.exporting and flushed and shut and not self.export_failed
+        if self.exporting and not self.exported and not self.export_failed:
             self.console.print("[yellow]traces: not every span was exported within 5 s[/]")
 
     # -- screens ----------------------------------------------------------------------------
@@ -384,6 +388,8 @@ class Demo:
         self.in_turn = False
         if not self.console.is_terminal:
             self.console.print()  # Live leaves its last frame without a line end
+        if self.exporting:  # in the backend by the time its trace id is shown
+            _flush_unless_failing(self.export_problems, timeout=3.0)
         self.print_result(result)
         return result
 
@@ -449,7 +455,7 @@ def _flush_unless_failing(problems: ExportProblems | None, timeout: float = 5.0)
     worker.start()
     deadline = time.monotonic() + timeout + 0.5
     while worker.is_alive() and time.monotonic() < deadline:
-        if problems is not None and problems.failed:
+        if problems is not None and problems.failing:
             return False
         worker.join(0.05)
     return bool(outcome and outcome[0])
@@ -501,6 +507,8 @@ def run(options: Options) -> int:
     if demo.turns_run:
         if demo.exported:
             exported = " · traces exported"
+        elif demo.export_failed:
+            exported = " · [yellow]trace export had errors (see above)[/]"
         elif demo.exporting:
             exported = " · [yellow]traces not exported[/]"
         else:

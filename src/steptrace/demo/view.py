@@ -203,17 +203,31 @@ class StepTree:
             else:
                 duration = Text("")
             cells.append((label, kind, self._detail(node), ttft, duration))
-        # Every column but the detail keeps its full width; the detail gets what is left.
-        fixed = [max((cell[i].cell_len for cell in cells), default=0) for i in (0, 1, 3, 4)]
+        # Every column but the detail keeps its full width and the detail gets what is left;
+        # in a narrow terminal the type column goes first, then the detail.
+        label_w, kind_w, ttft_w, duration_w = (
+            max((cell[i].cell_len for cell in cells), default=0) for i in (0, 1, 3, 4)
+        )
+        duration_w = max(duration_w, 7)
+        core = label_w + ttft_w + duration_w + 2
+        show_kind = width >= core + kind_w + 1 + 16
+        detail_w = width - core - (kind_w + 1 if show_kind else 0) - 1
+        show_detail = detail_w >= 12
         table = Table.grid(padding=(0, 1, 0, 0), expand=False)
-        table.add_column(no_wrap=True, width=fixed[0])
-        table.add_column(no_wrap=True, width=fixed[1])
-        detail_width = max(8, width - sum(fixed) - 4)
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=detail_width)
-        table.add_column(no_wrap=True, justify="right", width=fixed[2])
-        table.add_column(no_wrap=True, justify="right", width=max(fixed[3], 7))
-        for cell in cells:
-            table.add_row(*cell)
+        table.add_column(no_wrap=True, width=label_w)
+        if show_kind:
+            table.add_column(no_wrap=True, width=kind_w)
+        if show_detail:
+            table.add_column(no_wrap=True, overflow="ellipsis", max_width=detail_w)
+        table.add_column(no_wrap=True, justify="right", width=ttft_w)
+        table.add_column(no_wrap=True, justify="right", width=duration_w)
+        for label, kind, detail, ttft, duration in cells:
+            row = [label]
+            if show_kind:
+                row.append(kind)
+            if show_detail:
+                row.append(detail)
+            table.add_row(*row, ttft, duration)
         return table
 
     @staticmethod
