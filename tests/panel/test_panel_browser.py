@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 APP = Path(__file__).resolve().parent / "app.py"
+APP_ASYNC = Path(__file__).resolve().parent / "app_async.py"
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -63,6 +64,7 @@ def panel_url() -> Iterator[str]:
                 panel_executable(),
                 "serve",
                 str(APP),
+                str(APP_ASYNC),
                 "--address",
                 "127.0.0.1",
                 "--port",
@@ -151,9 +153,10 @@ def submit(page: Page, text: str) -> None:
     box.press("Enter")
 
 
-def step_titles(page: Page) -> list[str]:
-    """Card titles in page order (the title pane renders inside its shadow root)."""
-    return [text.strip() for text in page.locator(".step-title div").all_inner_texts()]
+def expect_titles(page: Page, titles: list[str]) -> None:
+    """Wait until the card titles, in page order, are ``titles`` (the title pane renders
+    inside its shadow root)."""
+    expect(page.locator(".step-title div")).to_have_text(titles, timeout=WAIT_S * 1000)
 
 
 def test_a_user_sees_the_steps_as_chatstep_cards(page: Page, panel_url: str) -> None:
@@ -164,8 +167,7 @@ def test_a_user_sees_the_steps_as_chatstep_cards(page: Page, panel_url: str) -> 
     expect(page.locator(".step-title", has_text="Error: 'ValueError'")).to_be_visible(
         timeout=WAIT_S * 1000
     )
-    titles = step_titles(page)
-    assert titles == ["Planned", "search", "answer", "Error: 'ValueError'"], titles
+    expect_titles(page, ["Planned", "search", "answer", "Error: 'ValueError'"])
 
     def title(text: str):
         return page.locator(".step-title", has_text=text)
@@ -200,7 +202,16 @@ def test_two_browser_sessions_each_see_only_their_own_steps(
         expect(page.get_by_text(f"done {mine}")).to_be_visible(timeout=WAIT_S * 1000)
         expect(page.locator(".step-title", has_text="Error")).to_be_visible(timeout=WAIT_S * 1000)
         expect(page.get_by_text(f"searched for {mine}")).to_be_visible()
-        assert step_titles(page) == ["Planned", "search", "answer", "Error: 'ValueError'"]
+        expect_titles(page, ["Planned", "search", "answer", "Error: 'ValueError'"])
     # Both sessions are complete: anything routed to the wrong one would be there by now.
     for page, other in ((alice, "beta"), (bob, "alpha")):
         expect(page.get_by_text(f"searched for {other}")).to_have_count(0)
+
+
+def test_an_async_callback_shows_its_steps_too(page: Page, panel_url: str) -> None:
+    open_chat(page, panel_url.replace("/app", "/app_async"))
+    submit(page, "gamma")
+    expect(page.get_by_text("done gamma")).to_be_visible(timeout=WAIT_S * 1000)
+    expect(page.get_by_text("async answer")).to_be_visible(timeout=WAIT_S * 1000)
+    expect_titles(page, ["Planned (async)", "blocking lookup", "answer"])
+    expect(page.get_by_text("looked up gamma")).to_be_visible()
