@@ -46,10 +46,8 @@ class PanelExporter:
         self._lock = threading.Lock()
         self._scheduled = False
 
-    def __call__(self, event: str, payload: dict[str, Any]) -> None:
-        """steptrace listener (dispatcher thread)."""
-        if payload.get("threadId") != self.thread_id:
-            return
+    def deliver(self, event: str, payload: dict[str, Any]) -> None:
+        """Take one event of this feed's thread (steptrace's dispatcher thread)."""
         with self._lock:
             self._pending.append((event, payload))
             if self._scheduled:
@@ -87,42 +85,50 @@ class PanelExporter:
 
 
 class _Registry:
-    """Attached exporters, and the thread-id provider that picks one for the running code."""
+    """Attached exporters: one steptrace listener routing events by thread id, and the
+    thread-id provider that picks the feed for the code running now."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: Latest exporter attached per document; ``None`` key = outside any document.
+        self._by_thread: dict[str, PanelExporter] = {}
+        #: Latest exporter attached per document, and the one attached outside any document.
         self._by_document: weakref.WeakKeyDictionary[Document, PanelExporter] = (
             weakref.WeakKeyDictionary()
         )
         self._outside: PanelExporter | None = None
-        self._exporters: list[PanelExporter] = []
 
     def add(self, exporter: PanelExporter) -> None:
         with self._lock:
+            first = not self._by_thread
+            self._by_thread[exporter.thread_id] = exporter
             if exporter.document is None:
                 self._outside = exporter
             else:
                 self._by_document[exporter.document] = exporter
-            self._exporters.append(exporter)
-            first = len(self._exporters) == 1
-        steptrace.add_listener(exporter)
         if first:
+            steptrace.add_listener(self.dispatch)
             steptrace.set_thread_id_provider(self.thread_id_for_current_code)
 
     def remove(self, exporter: PanelExporter) -> None:
-        steptrace.remove_listener(exporter)
         with self._lock:
-            if exporter in self._exporters:
-                self._exporters.remove(exporter)
+            if self._by_thread.pop(exporter.thread_id, None) is None:
+                return
             if self._outside is exporter:
                 self._outside = None
             document = exporter.document
             if document is not None and self._by_document.get(document) is exporter:
                 del self._by_document[document]
-            last = not self._exporters
+            last = not self._by_thread
         if last:
+            steptrace.remove_listener(self.dispatch)
             steptrace.set_thread_id_provider(None)
+
+    def dispatch(self, event: str, payload: dict[str, Any]) -> None:
+        """The steptrace listener: hand each event to the feed of its thread id, if any."""
+        thread_id = payload.get("threadId")
+        exporter = self._by_thread.get(thread_id) if isinstance(thread_id, str) else None
+        if exporter is not None:
+            exporter.deliver(event, payload)
 
     def thread_id_for_current_code(self) -> str | None:
         """steptrace's thread-id provider: the feed attached in the document running now."""
