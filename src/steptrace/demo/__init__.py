@@ -7,8 +7,8 @@ the web chat channel, and exported over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`
 The modules: ``agent`` (the instrumented turn, the part worth reading), ``knowledge`` (the
 documents and their BM25 search), ``weather`` (the tool), ``scripted`` (the local model),
 ``view`` (the rich live tree, a ``steptrace.add_listener`` listener) and ``app`` (set-up and the
-session loop). This package needs the ``demo`` extra (``rich``, ``openai``); ``steptrace.cli``
-checks for it before importing anything here but ``knowledge`` and ``weather``.
+session loop). It needs the ``demo`` extra (``rich``, ``openai``): ``steptrace.cli`` checks
+:data:`REQUIREMENTS` before importing ``app``, so a missing one is a message, not a traceback.
 """
 
 from __future__ import annotations

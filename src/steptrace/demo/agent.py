@@ -128,16 +128,17 @@ async def ask_llm(
             stream=True,
             stream_options={"include_usage": True},
         )
-        async for chunk in stream:
-            if chunk.choices:
-                delta = chunk.choices[0].delta.content
-                if delta:
-                    parts.append(delta)
-                    if step is not None:
-                        await step.stream_token(delta)
-            if chunk.usage is not None:
-                result.input_tokens = chunk.usage.prompt_tokens
-                result.output_tokens = chunk.usage.completion_tokens
+        async with stream:  # the response is closed however the loop ends
+            async for chunk in stream:
+                if chunk.choices:
+                    delta = chunk.choices[0].delta.content
+                    if delta:
+                        parts.append(delta)
+                        if step is not None:
+                            await step.stream_token(delta)
+                if chunk.usage is not None:
+                    result.input_tokens = chunk.usage.prompt_tokens
+                    result.output_tokens = chunk.usage.completion_tokens
     return "".join(parts)
 
 

@@ -93,12 +93,16 @@ class ExportProblems(logging.Handler):
         self.failing = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        lowered = message.lower()
+        if "export" not in lowered:  # some other OpenTelemetry warning: shown as usual
+            if logging.lastResort is not None:
+                logging.lastResort.handle(record)
+            return
         self.failed = self.failing = True
         if self._reported:
             return
         self._reported = True
-        message = record.getMessage()
-        lowered = message.lower()
         if "refused" in lowered:
             reason = "connection refused (is the collector running?)"
         elif "timed out" in lowered or "timeout" in lowered:
@@ -202,7 +206,7 @@ def choose_llm() -> LLM:
         where = f" at {base}" if base else ""
         return LLM(
             model=model,
-            make_client=lambda: openai.AsyncOpenAI(max_retries=1),
+            make_client=lambda: openai.AsyncOpenAI(max_retries=1, timeout=60.0),
             description=f"OpenAI{where}, model {model} (OPENAI_MODEL to change it)",
             detail="",
         )
