@@ -229,7 +229,7 @@ def start_web(options: Options) -> tuple[Any, str | None]:
     if not options.web:
         return None, "off (--no-web)"
     try:
-        import steptrace_web  # type: ignore[import-not-found]
+        import steptrace_web  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:
         return None, (
             "not installed: pip install steptrace-web "
