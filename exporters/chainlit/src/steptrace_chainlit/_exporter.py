@@ -16,6 +16,9 @@ from steptrace_chainlit._wire import SessionView
 
 logger = logging.getLogger("steptrace.chainlit")
 
+#: Every this many events, state kept for sessions that have gone is dropped.
+SWEEP_EVERY = 1024
+
 
 class ChainlitExporter:
     """Routes each steptrace event to the Chainlit session its thread id belongs to.
@@ -30,12 +33,23 @@ class ChainlitExporter:
         #: (session id, thread id) -> what that session's client has been shown.
         self._views: dict[tuple[str, str], SessionView] = {}
         self._lock = threading.Lock()
+        self._events = 0
 
     def __call__(self, event: str, payload: dict[str, Any]) -> None:
         try:
             self._export(event, payload)
+            self._events += 1
+            if self._events % SWEEP_EVERY == 0:
+                self._sweep()
         except Exception:
             logger.exception("steptrace-chainlit: dropped a %s event", event)
+
+    def _sweep(self) -> None:
+        """Drop what is kept for sessions Chainlit has deleted (disconnected and timed out)."""
+        live = self.directory.sweep()
+        with self._lock:
+            for key in [key for key in self._views if key[0] not in live]:
+                del self._views[key]
 
     def _export(self, event: str, payload: dict[str, Any]) -> None:
         thread_id = payload.get("threadId")

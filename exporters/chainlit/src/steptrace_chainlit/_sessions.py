@@ -90,6 +90,15 @@ class SessionDirectory:
                 return target
         return None
 
+    def sweep(self) -> set[str]:
+        """Forget sessions Chainlit has deleted; returns the ids of the sessions still live."""
+        live = {session.id for session in list(ws_sessions_id.values())}
+        with self._lock:
+            for thread_id, target in list(self._targets.items()):
+                if target.session.id not in live:
+                    del self._targets[thread_id]
+        return live
+
     def forget(self, thread_id: str) -> None:
         with self._lock:
             self._targets.pop(thread_id, None)
