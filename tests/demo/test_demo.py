@@ -532,6 +532,27 @@ def test_missing_demo_extra_is_a_message_not_a_traceback(missing):
     assert "Traceback" not in result.stderr
 
 
+def test_without_the_web_channel_it_says_how_to_install_it_and_runs_on():
+    code = (
+        "import sys\n"
+        "sys.modules['steptrace_web'] = None  # as if steptrace-web were not installed\n"
+        "from steptrace.cli import main\n"
+        "sys.exit(main(['demo', '--once']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not installed: pip install steptrace-web" in squash(result.stdout)
+    assert_tree_printed(result.stdout)
+    assert "Traceback" not in result.stderr
+
+
 def test_version_command():
     result = subprocess.run(
         steptrace_command("version"), capture_output=True, text=True, timeout=60
