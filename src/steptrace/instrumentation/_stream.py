@@ -39,6 +39,7 @@ class _Finishing(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, wrapped: Any, call: LLMCall) -> None:
         super().__init__(wrapped)
         self._self_call = call
+        self._self_on_chunk = call.on_chunk  # bound once: called for every chunk
 
     def _self_end(self, exception: BaseException | None, ended_by: str) -> None:
         call = getattr(self, "_self_call", None)
@@ -68,7 +69,7 @@ class StreamProxy(_Finishing):
             self._self_call.end(exc, ERROR)
             raise
         try:
-            self._self_call.on_chunk(chunk)
+            self._self_on_chunk(chunk)
         except Exception:
             _chunk_failed(self._self_call)
         return chunk
@@ -106,7 +107,7 @@ class AsyncStreamProxy(_Finishing):
             self._self_call.end(exc, ERROR)
             raise
         try:
-            self._self_call.on_chunk(chunk)
+            self._self_on_chunk(chunk)
         except Exception:
             _chunk_failed(self._self_call)
         return chunk
