@@ -132,8 +132,9 @@ class _Received:
 class _Receiver:
     """What both OTLP receivers share: the scripted answers and the spans received."""
 
-    def __init__(self, answers: Iterable[Any], keep_spans: bool) -> None:
+    def __init__(self, answers: Iterable[Any], keep_spans: bool, latency_s: float = 0.0) -> None:
         self._answers = list(answers)
+        self._latency_s = latency_s
         self._keep_spans = keep_spans
         self._received = _Received()
         self.span_count = 0
@@ -203,8 +204,9 @@ class OtlpHttpReceiver(_Receiver):
         port: int = 0,
         keep_spans: bool = True,
         retry_after: float | None = None,
+        latency_s: float = 0.0,
     ) -> None:
-        super().__init__(answers, keep_spans)
+        super().__init__(answers, keep_spans, latency_s)
         self._retry_after = retry_after
         receiver = self
 
@@ -235,6 +237,8 @@ class OtlpHttpReceiver(_Receiver):
         if handler.path != "/v1/traces":
             self._reply(handler, 404, b"")
             return
+        if self._latency_s:
+            time.sleep(self._latency_s)  # a slow (or far away) backend
         status = self._next_answer(200)
         encoding = handler.headers.get("Content-Encoding", "")
         if encoding == "gzip":
@@ -267,15 +271,24 @@ class OtlpHttpReceiver(_Receiver):
 class OtlpGrpcReceiver(_Receiver):
     """OTLP/gRPC receiver answering ``answers`` (``grpc.StatusCode``) in order, then OK."""
 
-    def __init__(self, answers: Iterable[Any] = (), *, port: int = 0, keep_spans: bool = True):
+    def __init__(
+        self,
+        answers: Iterable[Any] = (),
+        *,
+        port: int = 0,
+        keep_spans: bool = True,
+        latency_s: float = 0.0,
+    ) -> None:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-        super().__init__(answers, keep_spans)
+        super().__init__(answers, keep_spans, latency_s)
         receiver = self
 
         class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: Any) -> Any:
+                if receiver._latency_s:
+                    time.sleep(receiver._latency_s)
                 code = receiver._next_answer(grpc.StatusCode.OK)
                 receiver._record(code.name, request, code is grpc.StatusCode.OK)
                 if code is grpc.StatusCode.OK:
@@ -302,6 +315,7 @@ class OtlpGrpcReceiver(_Receiver):
 
 def _serve_counting(
     kind: str,
+    latency_s: float,
     ready: Any,
     port_out: multiprocessing.sharedctypes.Synchronized,  # type: ignore[type-arg]
     count_out: multiprocessing.sharedctypes.Synchronized,  # type: ignore[type-arg]
@@ -309,7 +323,7 @@ def _serve_counting(
 ) -> None:
     """Child-process body: serve until ``stop`` is set, mirroring the span count."""
     receiver_type = OtlpHttpReceiver if kind == "http" else OtlpGrpcReceiver
-    with receiver_type(keep_spans=False) as receiver:
+    with receiver_type(keep_spans=False, latency_s=latency_s) as receiver:
         port_out.value = receiver.port
         ready.set()
         while not stop.is_set():
@@ -319,17 +333,19 @@ def _serve_counting(
 
 
 class ReceiverProcess:
-    """An OTLP receiver (``"http"`` or ``"grpc"``) in a child process, counting spans."""
+    """An OTLP receiver (``"http"`` or ``"grpc"``) in a child process, counting spans;
+    ``latency_s`` delays every answer (a slow or distant backend)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, latency_s: float = 0.0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._ready = ctx.Event()
         self._stop = ctx.Event()
         self._port = ctx.Value("i", 0)
         self._count = ctx.Value("q", 0)
+        self.last_change_at = 0.0
         self._process = ctx.Process(
             target=_serve_counting,
-            args=(kind, self._ready, self._port, self._count, self._stop),
+            args=(kind, latency_s, self._ready, self._port, self._count, self._stop),
             daemon=True,
         )
 
@@ -342,19 +358,21 @@ class ReceiverProcess:
         return int(self._count.value)
 
     def wait_for_spans(self, count: int, timeout: float, idle: float = 2.0) -> int:
-        """Wait until ``count`` spans arrived, or none arrived for ``idle`` s; return the count."""
-        deadline = time.monotonic() + timeout
-        last, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
+        """Wait until ``count`` spans arrived, or none arrived for ``idle`` s; return the count.
+
+        ``last_change_at`` (``time.perf_counter()``) is then when the count last moved.
+        """
+        deadline = time.perf_counter() + timeout
+        last = self.span_count
+        self.last_change_at = time.perf_counter()
+        while time.perf_counter() < deadline and last < count:
+            time.sleep(0.002)
             now_count = self.span_count
-            if now_count >= count:
-                return now_count
             if now_count != last:
-                last, last_change = now_count, time.monotonic()
-            elif time.monotonic() - last_change > idle:
+                last, self.last_change_at = now_count, time.perf_counter()
+            elif time.perf_counter() - self.last_change_at > idle:
                 break
-            time.sleep(0.005)
-        return self.span_count
+        return last
 
     def __enter__(self) -> ReceiverProcess:
         self._process.start()
