@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -177,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 short runs (smoke test)")
     args = parser.parse_args(argv)
     runs, target_s = (3, 0.05) if args.quick else (9, 0.25)
-    run: Callable[..., Row] = lambda *a: compare(*a, runs=runs, target_s=target_s)  # noqa: E731
+
+    def run(label: str, ours: Batch, baseline: Batch, target: float | None) -> Row:
+        return compare(label, ours, baseline, target, runs=runs, target_s=target_s)
 
     if _tracing.active_provider() is not None:
         print("bench_core: a TracerProvider is already set; run this in a fresh interpreter")

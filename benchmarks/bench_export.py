@@ -38,7 +38,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "reliability")]
 
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanProcessor  # noqa: E402
-from receivers import ReceiverProcess  # noqa: E402
+from receivers import ReceiverProcess  # type: ignore[import-not-found]  # noqa: E402
 
 import steptrace  # noqa: E402
 from steptrace import _export_stats, _tracing  # noqa: E402

@@ -279,7 +279,7 @@ class OtlpGrpcReceiver(_Receiver):
         keep_spans: bool = True,
         latency_s: float = 0.0,
     ) -> None:
-        import grpc
+        import grpc  # type: ignore[import-untyped]
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         super().__init__(answers, keep_spans, latency_s)
@@ -317,8 +317,8 @@ def _serve_counting(
     kind: str,
     latency_s: float,
     ready: Any,
-    port_out: multiprocessing.sharedctypes.Synchronized,  # type: ignore[type-arg]
-    count_out: multiprocessing.sharedctypes.Synchronized,  # type: ignore[type-arg]
+    port_out: multiprocessing.sharedctypes.Synchronized,
+    count_out: multiprocessing.sharedctypes.Synchronized,
     stop: Any,
 ) -> None:
     """Child-process body: serve until ``stop`` is set, mirroring the span count."""

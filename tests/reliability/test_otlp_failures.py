@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 import pytest
 
 from .app_process import REPORT_TIMEOUT_S, App, finish, otlp_env, run_batches
