@@ -10,6 +10,7 @@ before the next, so a session receives its events exactly in the order steptrace
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 from typing import Any
@@ -50,7 +51,9 @@ class LoopSender:
         while True:
             session, event, data = await queue.get()
             try:
-                await session.emit(event, data)
+                sent = session.emit(event, data)  # Chainlit types it as None; it is a coroutine
+                if inspect.isawaitable(sent):
+                    await sent
             except Exception:
                 logger.exception("steptrace-chainlit: could not emit %s", event)
 

@@ -105,7 +105,8 @@ class StepCards:
             container: ListLike = parent.step
         else:
             self.feed.add_step(chat_step, user=self.user)
-            container = chat_step._layout  # set by add_step: the steps message's layout
+            layout = getattr(chat_step, "_layout", None)  # add_step's steps message layout
+            container = layout if isinstance(layout, ListLike) else self.feed
         card = Card(step=chat_step, container=container)
         self._cards[step_id] = card
         if len(self._cards) > MAX_REMEMBERED_CARDS:
