@@ -29,6 +29,8 @@ OPENAI_METHODS = [
     (Completions, "parse"),
     (Responses, "create"),
     (AsyncResponses, "create"),
+    (Completions, "stream"),
+    (AsyncResponses, "stream"),
 ]
 ANTHROPIC_METHODS = [
     (Messages, "create"),

@@ -361,3 +361,36 @@ async def test_async_with_streaming_response(
         completion = await response.parse()
     assert completion.choices[0].message.content == ANSWER
     assert one_llm_span(spans).attributes["output.value"] == ANSWER
+
+
+def test_stream_helper_break_ends_the_step_when_the_block_is_left(
+    oai: openai.OpenAI, openai_server: OpenAIServer, spans
+) -> None:
+    openai_server.script = Reply(text=ANSWER)
+    with oai.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+        for event in stream:
+            if event.type == "content.delta":
+                break
+    # `stream` is still referenced here: leaving the block alone must end the step.
+    found = [s for s in spans.get_finished_spans() if s.attributes.get("step.type") == "llm"]
+    assert len(found) == 1
+    assert found[0].attributes["step.stream.ended_by"] == "closed"
+    assert found[0].attributes["step.stream.completed"] is False
+    assert stream is not None
+
+
+async def test_async_stream_helpers_end_the_step_when_the_block_is_left(
+    aoai: openai.AsyncOpenAI, openai_server: OpenAIServer, spans
+) -> None:
+    openai_server.script = Reply(text=ANSWER)
+    async with aoai.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+        async for event in stream:
+            if event.type == "content.delta":
+                break
+    async with aoai.responses.stream(model="gpt-4o", input="hi") as rstream:
+        async for event in rstream:
+            if event.type == "response.output_text.delta":
+                break
+    found = [s for s in spans.get_finished_spans() if s.attributes.get("step.type") == "llm"]
+    assert [s.attributes["step.stream.ended_by"] for s in found] == ["closed", "closed"]
+    assert stream is not None and rstream is not None

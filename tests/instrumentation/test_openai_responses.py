@@ -145,3 +145,17 @@ async def test_async_streamed(openai_server: OpenAIServer, spans) -> None:
     span = one_llm_span(spans)
     assert token_text(span) == ANSWER
     assert span.attributes["step.stream.ended_by"] == "exhausted"
+
+
+def test_stream_helper_break_ends_the_step_when_the_block_is_left(
+    oai: openai.OpenAI, openai_server: OpenAIServer, spans
+) -> None:
+    openai_server.script = Reply(text=ANSWER)
+    with oai.responses.stream(model="gpt-4o", input="hi") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                break
+    found = [s for s in spans.get_finished_spans() if s.attributes.get("step.type") == "llm"]
+    assert len(found) == 1
+    assert found[0].attributes["step.stream.ended_by"] == "closed"
+    assert stream is not None

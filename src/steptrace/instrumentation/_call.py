@@ -17,6 +17,7 @@ ended: ``exhausted``, ``closed``, ``error`` or ``garbage_collected``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -78,6 +79,7 @@ class LLMCall:
         self.provider_message: str | None = None
         self.first_chunk_s: float | None = None
         self._ended = False
+        self._end_lock = threading.Lock()
         self._started = time.perf_counter()
         self._text_seen = False
         self.step = Step(name=f"{self.operation} {self.request_model or 'unknown'}", type="llm")
@@ -182,9 +184,10 @@ class LLMCall:
 
     def end(self, exception: BaseException | None = None, ended_by: str | None = None) -> None:
         """End the step exactly once; with ``exception`` it is failed and the error recorded."""
-        if self._ended:
-            return
-        self._ended = True
+        with self._end_lock:  # close() in one thread may race the last chunk in another
+            if self._ended:
+                return
+            self._ended = True
         step = self.step
         if exception is None and self.provider_error is not None:
             message = self.provider_message or self.provider_error

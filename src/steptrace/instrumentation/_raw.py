@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
+import wrapt  # type: ignore[import-untyped]
 
 from steptrace.instrumentation._call import CLOSED, COLLECTED, ERROR, LLMCall
 
@@ -33,7 +33,7 @@ def _wants_default(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return not args and kwargs.get("to") is None
 
 
-class ParsedRawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+class ParsedRawResponse(wrapt.ObjectProxy):
     """A read ``with_raw_response`` result whose ``parse()`` returns the instrumented value."""
 
     def __init__(self, wrapped: Any, instrumented: Any) -> None:
@@ -57,7 +57,7 @@ def parse_now(call: LLMCall, raw: Any, instrument: Instrument) -> Any:
     return ParsedRawResponse(raw, instrument(call, parsed))
 
 
-class _LazyRawResponse(wrapt.ObjectProxy):  # type: ignore[misc]
+class _LazyRawResponse(wrapt.ObjectProxy):
     def __init__(self, wrapped: Any, call: LLMCall, instrument: Instrument) -> None:
         super().__init__(wrapped)
         self._self_call = call

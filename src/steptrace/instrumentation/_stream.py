@@ -22,24 +22,30 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import wrapt
+import wrapt  # type: ignore[import-untyped]
 
 from steptrace.instrumentation._call import CLOSED, COLLECTED, ERROR, EXHAUSTED, LLMCall
 
 logger = logging.getLogger("steptrace.instrumentation")
 
 
-def _chunk_failed(call: LLMCall) -> None:
-    logger.exception("steptrace: could not record a %s stream chunk", call.provider)
+def _chunk_failed(proxy: _Finishing) -> None:
+    """Log the first chunk a stream could not record (later ones at debug level only)."""
+    if proxy._self_chunk_errors == 0:
+        logger.exception("steptrace: could not record a %s stream chunk", proxy._self_call.provider)
+    else:
+        logger.debug("steptrace: could not record a stream chunk", exc_info=True)
+    proxy._self_chunk_errors += 1
 
 
-class _Finishing(wrapt.ObjectProxy):  # type: ignore[misc]
+class _Finishing(wrapt.ObjectProxy):
     """Shared end-of-stream handling for both proxies."""
 
     def __init__(self, wrapped: Any, call: LLMCall) -> None:
         super().__init__(wrapped)
         self._self_call = call
         self._self_on_chunk = call.on_chunk  # bound once: called for every chunk
+        self._self_chunk_errors = 0
 
     def _self_end(self, exception: BaseException | None, ended_by: str) -> None:
         call = getattr(self, "_self_call", None)
@@ -71,7 +77,7 @@ class StreamProxy(_Finishing):
         try:
             self._self_on_chunk(chunk)
         except Exception:
-            _chunk_failed(self._self_call)
+            _chunk_failed(self)
         return chunk
 
     def __enter__(self) -> Any:
@@ -109,7 +115,7 @@ class AsyncStreamProxy(_Finishing):
         try:
             self._self_on_chunk(chunk)
         except Exception:
-            _chunk_failed(self._self_call)
+            _chunk_failed(self)
         return chunk
 
     async def __aenter__(self) -> Any:

@@ -11,7 +11,9 @@ the client (HTTP status, timeout, connection error) fails the step and is re-rai
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,29 @@ class ClientTypes:
     async_api_response: tuple[type, ...] = _NONE
 
 
+#: While a client's stream helper is being entered: the stream proxies opened meanwhile.
+_OPENED: ContextVar[list[Any] | None] = ContextVar("steptrace_opened_streams", default=None)
+
+
+@contextmanager
+def capturing_streams() -> Iterator[list[Any]]:
+    """Collect the stream proxies that calls made inside the block open (for stream helpers
+    whose own ``close`` does not reach the stream they read from)."""
+    opened: list[Any] = []
+    token = _OPENED.set(opened)
+    try:
+        yield opened
+    finally:
+        _OPENED.reset(token)
+
+
+def _opened(proxy: Any) -> Any:
+    sink = _OPENED.get()
+    if sink is not None:
+        sink.append(proxy)
+    return proxy
+
+
 def start_call(
     call_class: type[LLMCall], instance: Any, kwargs: Mapping[str, Any], *, stream: bool
 ) -> LLMCall | None:
@@ -55,9 +80,9 @@ def finish_with(call: LLMCall, result: Any, types: ClientTypes) -> Any:
     """What the caller gets back for ``result``; never raises."""
     try:
         if isinstance(result, types.stream):
-            return StreamProxy(result, call)
+            return _opened(StreamProxy(result, call))
         if isinstance(result, types.async_stream):
-            return AsyncStreamProxy(result, call)
+            return _opened(AsyncStreamProxy(result, call))
         if isinstance(result, types.legacy_response):
             return parse_now(call, result, lambda c, parsed: finish_with(c, parsed, types))
         if isinstance(result, types.async_api_response):

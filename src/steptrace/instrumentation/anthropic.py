@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from typing import Any
 
-import wrapt
+import wrapt  # type: ignore[import-untyped]
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
@@ -277,7 +277,7 @@ class AsyncMessageStreamProxy(AsyncStreamProxy):
         return await self.__wrapped__.get_final_text()
 
 
-class _ManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _ManagerProxy(wrapt.ObjectProxy):
     def __init__(self, wrapped: Any, instance: Any, kwargs: dict[str, Any]) -> None:
         super().__init__(wrapped)
         self._self_instance = instance
@@ -381,7 +381,7 @@ def _client_types() -> ClientTypes:
     )
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(BaseInstrumentor):
     """Makes every Anthropic Messages API call an ``llm`` step.
 
     Spans go to steptrace's TracerProvider (the global one unless ``steptrace.configure``

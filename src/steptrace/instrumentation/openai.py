@@ -1,8 +1,10 @@
 """OpenAI auto-instrumentation: chat completions and the Responses API as ``llm`` steps.
 
-Wrapped (sync and async clients): ``chat.completions.create`` and ``.parse`` (the ``.stream()``
-helper goes through ``create``), ``responses.create`` and ``.parse`` (``responses.stream()``
-likewise). ``with_raw_response``/``with_streaming_response`` results are covered through their
+Wrapped (sync and async clients): ``chat.completions.create`` and ``.parse``,
+``responses.create`` and ``.parse``. The ``.stream()`` helpers read a stream that ``create``
+opens, so they are traced through it; their managers are wrapped too, so that leaving the
+helper's ``with`` block ends the step even when the stream was not read to the end.
+``with_raw_response``/``with_streaming_response`` results are covered through their
 ``parse()``. A streamed answer streams its text deltas into the step as the caller reads them;
 tool-call arguments are accumulated and shown when the step ends.
 
@@ -14,16 +16,22 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import wrapt
+import wrapt  # type: ignore[import-untyped]
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
 from steptrace.instrumentation import _genai as g
-from steptrace.instrumentation._call import LLMCall
-from steptrace.instrumentation._wrap import ClientTypes, async_wrapper, sync_wrapper
+from steptrace.instrumentation._call import CLOSED, LLMCall
+from steptrace.instrumentation._wrap import (
+    ClientTypes,
+    Wrapper,
+    async_wrapper,
+    capturing_streams,
+    sync_wrapper,
+)
 
 logger = logging.getLogger("steptrace.instrumentation")
 
@@ -321,6 +329,59 @@ class ResponsesCall(LLMCall):
             self.reasoning_tokens = getattr(details, "reasoning_tokens", None) if details else None
 
 
+# -- stream helpers -----------------------------------------------------------------------------
+
+
+class _HelperManagerProxy(wrapt.ObjectProxy):
+    """``chat.completions.stream(...)``/``responses.stream(...)``: the helper reads a stream
+    that ``create`` opened, but its own close only closes the HTTP response; leaving the
+    ``with`` block ends the step of that stream (``closed``, unless it already ended)."""
+
+    _self_opened: Sequence[Any] = ()
+
+    def _self_close_opened(self) -> None:
+        for proxy in self._self_opened:
+            proxy._self_end(None, CLOSED)
+
+
+class StreamManagerProxy(_HelperManagerProxy):
+    def __enter__(self) -> Any:
+        with capturing_streams() as opened:
+            self._self_opened = opened
+            return self.__wrapped__.__enter__()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_close_opened()
+
+
+class AsyncStreamManagerProxy(_HelperManagerProxy):
+    async def __aenter__(self) -> Any:
+        with capturing_streams() as opened:
+            self._self_opened = opened
+            return await self.__wrapped__.__aenter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_close_opened()
+
+
+def _helper_wrapper(manager_proxy: type[_HelperManagerProxy]) -> Wrapper:
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        manager = wrapped(*args, **kwargs)
+        try:
+            return manager_proxy(manager)
+        except Exception:
+            logger.exception("steptrace: could not wrap the openai stream helper")
+            return manager
+
+    return wrapper
+
+
 # -- instrumentor -------------------------------------------------------------------------------
 
 
@@ -353,9 +414,16 @@ _TARGETS: tuple[tuple[str, str, str, type[LLMCall], bool], ...] = (
     (_RESPONSES_MODULE, "Responses", "parse", ResponsesCall, False),
     (_RESPONSES_MODULE, "AsyncResponses", "parse", ResponsesCall, True),
 )
+#: (module, class) whose ``stream`` helper returns a stream manager, and if it is async.
+_HELPERS: tuple[tuple[str, str, bool], ...] = (
+    (_CHAT_MODULE, "Completions", False),
+    (_CHAT_MODULE, "AsyncCompletions", True),
+    (_RESPONSES_MODULE, "Responses", False),
+    (_RESPONSES_MODULE, "AsyncResponses", True),
+)
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIInstrumentor(BaseInstrumentor):
     """Makes every OpenAI chat-completions and Responses call an ``llm`` step.
 
     Spans go to steptrace's TracerProvider (the global one unless ``steptrace.configure``
@@ -377,9 +445,17 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 wrapt.wrap_function_wrapper(module, f"{cls}.{method}", factory(call_class, types))
             except (ImportError, AttributeError):
                 logger.debug("steptrace: openai has no %s.%s.%s", module, cls, method)
+        for module, cls, is_async in _HELPERS:
+            proxy = AsyncStreamManagerProxy if is_async else StreamManagerProxy
+            try:
+                wrapt.wrap_function_wrapper(module, f"{cls}.stream", _helper_wrapper(proxy))
+            except (ImportError, AttributeError):
+                logger.debug("steptrace: openai has no %s.%s.stream", module, cls)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for module, cls, method, _call, _async in _TARGETS:
+        methods = [(m, c, name) for m, c, name, _call, _async in _TARGETS]
+        methods += [(m, c, "stream") for m, c, _async in _HELPERS]
+        for module, cls, method in methods:
             try:
                 owner = getattr(importlib.import_module(module), cls)
             except (ImportError, AttributeError):

@@ -813,13 +813,13 @@ class OpenAIServer(LLMServer):
                     "item": self._function_item(call_id, tc, "", "in_progress"),
                 }
             )
-            for part in _split(tc.arguments, tc.pieces):
+            for fragment in _split(tc.arguments, tc.pieces):
                 send(
                     {
                         "type": "response.function_call_arguments.delta",
                         "item_id": item_id,
                         "output_index": out_index,
-                        "delta": part,
+                        "delta": fragment,
                     }
                 )
             send(
