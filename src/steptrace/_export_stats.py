@@ -4,10 +4,10 @@ The SDK's ``BatchSpanProcessor`` loses spans in ways a user cannot see without r
 bounded queue overflows when the app produces spans faster than the exporter sends them, the
 exporter gives up on a batch (a 500, or retries exhausted), spans end after shutdown, or shutdown
 gives up with spans still queued. :class:`CountingBatchSpanProcessor` keeps the SDK's batching and
-worker thread, but admits at most ``max_queue_size`` spans into its care (queued or being
-exported) itself, so it knows exactly which span it refused, and wraps the exporter to count what
-each batch came to. Its shutdown is bounded, so an unreachable backend cannot hold up the exit.
-``export_stats()`` sums every such processor in the process; the first drop logs one warning.
+worker thread, but admits at most ``max_queue_size`` spans into the queue itself, so it knows
+exactly which span it refused, and wraps the exporter to count what each batch came to. Its
+shutdown is bounded, so an unreachable backend cannot hold up the exit. ``export_stats()`` sums
+every such processor in the process; the first drop logs one warning.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class _Counters:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.lock = threading.Lock()
-        self.queued = 0
+        self.waiting = 0  # in the SDK's queue (never more than its capacity)
+        self.sending = 0  # in the batch the exporter is working on
         self.exported = 0
         self.failed = 0
         self.dropped = 0
@@ -73,7 +74,7 @@ class _Counters:
     def snapshot(self) -> ExportStats:
         with self.lock:
             return ExportStats(
-                queued=self.queued,
+                queued=self.waiting + self.sending,
                 exported=self.exported,
                 failed=self.failed,
                 dropped=self.dropped,
@@ -109,6 +110,11 @@ class _CountingExporter(SpanExporter):
         self._counters = counters
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        counters = self._counters
+        with counters.lock:
+            if not counters.books_closed:  # the batch has left the queue
+                counters.waiting -= len(spans)
+                counters.sending += len(spans)
         result = SpanExportResult.FAILURE
         try:
             result = self.inner.export(spans)
@@ -125,7 +131,7 @@ class _CountingExporter(SpanExporter):
                 # A batch that came back after shutdown stopped waiting was not lost after all.
                 counters.lost_at_shutdown -= n
             else:
-                counters.queued -= n
+                counters.sending -= n
             if ok:
                 counters.exported += n
             else:
@@ -157,9 +163,10 @@ _collected = ExportStats()  # totals of processors already garbage-collected
 class CountingBatchSpanProcessor(BatchSpanProcessor):
     """A ``BatchSpanProcessor`` that counts what it exports, fails and drops, and exits on time.
 
-    At most ``max_queue_size`` spans are in its care at once (waiting plus the batch being
-    exported); a span that finds it full is dropped *and counted* (the SDK's own queue would
-    silently evict its oldest span instead). Batching, schedule delay, the worker thread and the
+    At most ``max_queue_size`` spans wait in its queue (as with the SDK's processor; the batch
+    being exported is not in the queue); a span that finds it full is dropped *and counted*
+    (the SDK's own queue would evict its oldest span instead, with a warning at most every 20 s
+    and no count). Batching, schedule delay, the worker thread and the
     ``OTEL_BSP_*`` variables are the SDK's. ``shutdown()`` waits at most ``shutdown_timeout_s``
     for the exporter, then stops it and counts what was still queued as lost.
     """
@@ -201,9 +208,9 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             if counters.shut_down:
                 counters.dropped_after_shutdown += 1
                 return
-            admitted = counters.queued < counters.capacity
+            admitted = counters.waiting < counters.capacity
             if admitted:
-                counters.queued += 1
+                counters.waiting += 1
             else:
                 counters.dropped += 1
         if admitted:
@@ -242,8 +249,8 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             finished.wait(min(0.5, timeout))
         with counters.lock:
             counters.books_closed = True
-            counters.lost_at_shutdown += counters.queued
-            counters.queued = 0
+            counters.lost_at_shutdown += counters.waiting + counters.sending
+            counters.waiting = counters.sending = 0
 
     def export_stats(self) -> ExportStats:
         """This processor's counts."""
@@ -278,7 +285,7 @@ def _reset_after_fork() -> None:
     for processor in list(_live):
         counters = processor._counters
         counters.lock = threading.Lock()
-        counters.queued = 0
+        counters.waiting = counters.sending = 0
 
 
 if hasattr(os, "register_at_fork"):
