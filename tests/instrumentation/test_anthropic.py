@@ -288,3 +288,23 @@ def test_mirrored_client_span_is_a_child_of_the_llm_step(
     llm = created["chat claude-test"]
     client_span = created["anthropic.messages.create"]
     assert client_span["parentId"] == llm["id"]
+
+
+def test_stop_reason_is_the_completion_signal(
+    claude: anthropic.Anthropic, anthropic_server: AnthropicServer, spans
+) -> None:
+    # message_start, content_block_start, ping, 3 deltas, content_block_stop, message_delta:
+    # the server stops right before message_stop.
+    anthropic_server.script = Reply(chunks=["a ", "b ", "c"], end_after=8)
+    events = list(claude.messages.create(model=MODEL, max_tokens=9, messages=MESSAGES, stream=True))
+    assert events[-1].type == "message_delta"
+    a = one_llm_span(spans).attributes
+    assert a["step.stream.completed"] is True
+    assert tuple(a["gen_ai.response.finish_reasons"]) == ("end_turn",)
+    spans.clear()
+    anthropic_server.script = Reply(chunks=["a ", "b ", "c"], end_after=7)
+    events = list(claude.messages.create(model=MODEL, max_tokens=9, messages=MESSAGES, stream=True))
+    assert events[-1].type == "content_block_stop"
+    a = one_llm_span(spans).attributes
+    assert a["step.stream.completed"] is False
+    assert "gen_ai.response.finish_reasons" not in a

@@ -8,9 +8,10 @@ stream proxy), and ends it exactly once. Provider adapters subclass it and imple
 never raises into the app.
 
 Streams get two extra attributes. ``step.stream.completed`` is true only when the provider
-signalled the end of its answer (a finish reason, ``message_stop``, a terminal Responses event);
-a stream closed, broken out of, dropped or failed before that is *truncated*: completed false
-and no ``gen_ai.response.finish_reasons``. ``step.stream.ended_by`` says how the stream's step
+signalled the end of its answer (OpenAI's ``finish_reason``, Anthropic's ``stop_reason``, a
+terminal Responses API event); a stream closed, broken out of, dropped, failed or cut off by the
+server before that is *truncated*: completed false and no ``gen_ai.response.finish_reasons``
+(the finish reasons come with the same signal). ``step.stream.ended_by`` says how the stream's step
 ended: ``exhausted``, ``closed``, ``error`` or ``garbage_collected``.
 """
 

@@ -189,8 +189,9 @@ class MessagesCall(LLMCall):
                 self.tool_calls.append(call)
         elif kind == "message_delta":
             reason = event.delta.stop_reason
-            if reason:
+            if reason:  # the provider's word that the answer is complete
                 self.finish_reasons = [reason]
+                self.completed = True
             self._usage(event.usage, start=False)
         elif kind == "message_stop":
             self.completed = True
