@@ -97,6 +97,10 @@ async def test_steps_nest_stream_and_end_like_chainlit_steps(user: ChainlitUser)
     ]
     assert tree.path(lookups["found alice-top in True"]["id"]) == ["User", "on_message", "lookup"]
     assert tree.path(tree.one("count")["id"]) == ["User", "on_message", "count"]
+    # The client lists the run's children in the order they happened: steps that started
+    # before the reply message come before it, as cl.Step's would.
+    listed = [tree.nodes[child]["name"] for child in tree.children[run["id"]]]
+    assert listed == ["plan", "count", "lookup", "steptrace test"]
 
     # Order: every step is created before any of its updates, tokens or children.
     for node in tree.nodes.values():
@@ -234,6 +238,7 @@ async def test_hidden_chain_of_thought_sends_stubs_only(
                 and len(user.tree.by_name("lookup")) == 2
                 and user.tree.by_name("count")
                 and user.step_events(user.tree.one("plan")["id"])[-1:] == ["update_message"]
+                and user.tree.one("on_message").get("end")
             ),
             "carol's plan",
         )

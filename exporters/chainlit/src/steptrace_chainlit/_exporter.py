@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
 
 from chainlit.config import config as chainlit_config
-from chainlit.session import WebsocketSession
+from chainlit.session import WebsocketSession, ws_sessions_id
 
 import steptrace
+from steptrace_chainlit._ordering import OrderedEmit, catch_up
 from steptrace_chainlit._sender import Senders
 from steptrace_chainlit._sessions import SessionDirectory
 from steptrace_chainlit._wire import SessionView
@@ -28,7 +30,7 @@ class ChainlitExporter:
     """
 
     def __init__(self) -> None:
-        self.directory = SessionDirectory()
+        self.directory = SessionDirectory(on_session=self._keep_in_order)
         self._senders = Senders()
         #: (session id, thread id) -> what that session's client has been shown.
         self._views: dict[tuple[str, str], SessionView] = {}
@@ -43,6 +45,13 @@ class ChainlitExporter:
                 self._sweep()
         except Exception:
             logger.exception("steptrace-chainlit: dropped a %s event", event)
+
+    def _keep_in_order(self, session: WebsocketSession, loop: asyncio.AbstractEventLoop) -> None:
+        """Make Chainlit's own creates in this session wait for steptrace's pending events."""
+        if isinstance(session.emit, OrderedEmit):
+            return
+        sender = self._senders.for_loop(loop)
+        session.emit = OrderedEmit(session.emit, lambda: catch_up(loop, sender.sent_so_far))
 
     def _sweep(self) -> None:
         """Drop what is kept for sessions Chainlit has deleted (disconnected and timed out)."""
@@ -77,6 +86,9 @@ class ChainlitExporter:
                 return
 
     def reset(self) -> None:
+        for session in list(ws_sessions_id.values()):
+            if isinstance(session.emit, OrderedEmit):
+                session.emit = session.emit.original
         self.directory.clear()
         self._senders.clear()
         with self._lock:

@@ -22,12 +22,18 @@ logger = logging.getLogger("steptrace.chainlit")
 Item = tuple[WebsocketSession, str, dict[str, Any]]
 
 
+def raw_emit(session: WebsocketSession) -> Any:
+    """The session's socket emit, under the ordering wrapper if there is one."""
+    emit = session.emit
+    return getattr(emit, "original", emit)
+
+
 class LoopSender:
     """Ordered delivery of ``(session, event, data)`` on one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._queue: asyncio.Queue[Item] | None = None
+        self._queue: asyncio.Queue[Item | asyncio.Future[None]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, session: WebsocketSession, event: str, data: dict[str, Any]) -> bool:
@@ -40,18 +46,33 @@ class LoopSender:
             return False
         return True
 
-    def _enqueue(self, item: Item) -> None:
+    async def sent_so_far(self) -> None:
+        """(On the loop.) Return once everything submitted before this call has been emitted.
+
+        Submissions made from other threads before this call are already in the loop's FIFO
+        of ready callbacks, so a marker queued now lands behind them.
+        """
+        marker: asyncio.Future[None] = self.loop.create_future()
+        self.loop.call_soon(self._enqueue, marker)
+        await marker
+
+    def _enqueue(self, item: Item | asyncio.Future[None]) -> None:
         if self._queue is None:
             self._queue = asyncio.Queue()
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._drain(self._queue), name="steptrace-chainlit")
         self._queue.put_nowait(item)
 
-    async def _drain(self, queue: asyncio.Queue[Item]) -> None:
+    async def _drain(self, queue: asyncio.Queue[Item | asyncio.Future[None]]) -> None:
         while True:
-            session, event, data = await queue.get()
+            item = await queue.get()
+            if isinstance(item, asyncio.Future):
+                if not item.done():
+                    item.set_result(None)
+                continue
+            session, event, data = item
             try:
-                sent = session.emit(event, data)  # Chainlit types it as None; it is a coroutine
+                sent = raw_emit(session)(event, data)  # typed None by Chainlit; a coroutine
                 if inspect.isawaitable(sent):
                     await sent
             except Exception:

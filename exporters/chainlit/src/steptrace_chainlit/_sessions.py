@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chainlit.context import context_var
@@ -32,10 +33,15 @@ class SessionTarget:
     anchor_id: str | None = None
 
 
+SessionHook = Callable[[WebsocketSession, asyncio.AbstractEventLoop], None]
+
+
 class SessionDirectory:
     """Thread id -> live Chainlit websocket session, learnt from the contexts steps start in."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_session: SessionHook | None = None) -> None:
+        #: Called (in the step's context) for each session a step starts in.
+        self._on_session = on_session
         self._targets: dict[str, SessionTarget] = {}
         self._lock = threading.Lock()
         self._last_loop: asyncio.AbstractEventLoop | None = None
@@ -63,6 +69,8 @@ class SessionDirectory:
             with self._lock:
                 self._targets[thread_id] = target
                 self._last_loop = ctx.loop
+            if self._on_session is not None:
+                self._on_session(session, ctx.loop)
         return thread_id
 
     def lookup(self, thread_id: str) -> SessionTarget | None:
