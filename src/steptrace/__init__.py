@@ -24,7 +24,7 @@ from steptrace._context import (
     wrap_context,
 )
 from steptrace._decorate import step
-from steptrace._live import add_listener, remove_listener
+from steptrace._live import add_listener, flush_listeners, remove_listener
 from steptrace._settings import Settings, settings
 from steptrace._step import CONTEXT_EXCEPTION_MODES, STATUSES, Step
 from steptrace._version import __version__
@@ -35,11 +35,6 @@ def instrument(*names: str, **kwargs: Any) -> None:
     (``"openai"``, ``"anthropic"``; ``"threading"`` carries the current step into threads)."""
     from steptrace import instrumentation
 
-    if "threading" in names:
-        instrument_threads()
-        names = tuple(name for name in names if name != "threading")
-        if not names:
-            return
     instrumentation.instrument(*names, **kwargs)
 
 
@@ -47,11 +42,6 @@ def uninstrument(*names: str) -> None:
     """Undo ``instrument()`` (all libraries, or ``names``)."""
     from steptrace import instrumentation
 
-    if "threading" in names:
-        uninstrument_threads()
-        names = tuple(name for name in names if name != "threading")
-        if not names:
-            return
     instrumentation.uninstrument(*names)
 
 
@@ -65,6 +55,7 @@ __all__ = [
     "configure",
     "current_step",
     "flush",
+    "flush_listeners",
     "instrument",
     "instrument_threads",
     "remove_listener",

@@ -44,7 +44,25 @@ def start_attributes(step: Step) -> dict[str, Any]:
     if step.thread_id is not None:
         attributes["step.thread_id"] = step.thread_id
         attributes["session.id"] = step.thread_id
+    if step._attributes:  # set before the step began: samplers see them
+        attributes.update(extra_attributes(step._attributes))
+        step._attributes = None
     return attributes
+
+
+def extra_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    """User/instrumentation attributes, safely converted and redacted; ``None`` values skipped."""
+    limit = settings.max_value_length
+    redact = settings.redact
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        attr = to_attribute(value, limit)
+        if redact is not None and isinstance(attr, str):
+            attr = apply_redaction(redact, attr, f"attribute.{name}")
+        converted[name if isinstance(name, str) else str(name)] = attr
+    return converted
 
 
 def _value_attributes(attributes: dict[str, Any], prefix: str, value: Any, limit: int) -> None:
@@ -102,13 +120,4 @@ def end_attributes(step: Step) -> dict[str, Any]:
         attributes["step.parent_id"] = parent_id
     if step._tokens:
         attributes["step.token_count"] = step._tokens
-    extra = step._attributes
-    if extra:
-        for name, value in extra.items():
-            if value is None:
-                continue
-            attr = to_attribute(value, limit)
-            if redact is not None and isinstance(attr, str):
-                attr = apply_redaction(redact, attr, f"attribute.{name}")
-            attributes[name] = attr
     return attributes

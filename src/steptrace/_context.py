@@ -71,19 +71,21 @@ def wrap_context(fn: F) -> F:
 
 
 def instrument_threads() -> None:
-    """Make ``threading.Thread`` and ``ThreadPoolExecutor`` carry the OTel context (and so the
-    current step) into the threads they start. Uses OpenTelemetry's threading instrumentor."""
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    """Make ``threading.Thread`` and ``ThreadPoolExecutor`` (so ``loop.run_in_executor`` too)
+    run in a copy of the starting code's context: the current step, its span, and context
+    variables of chat frameworks (a Chainlit session) all carry over, as with
+    ``asyncio.to_thread``."""
+    from steptrace._threads import ThreadContextInstrumentor
 
-    instrumentor = ThreadingInstrumentor()
+    instrumentor = ThreadContextInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
 
 
 def uninstrument_threads() -> None:
     """Undo ``instrument_threads``."""
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    from steptrace._threads import ThreadContextInstrumentor
 
-    instrumentor = ThreadingInstrumentor()
+    instrumentor = ThreadContextInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()

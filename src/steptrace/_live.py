@@ -201,3 +201,11 @@ def add_listener(listener: Listener) -> None:
 def remove_listener(listener: Listener) -> None:
     """Stop delivering events to ``listener``."""
     BUS.remove(listener)
+
+
+def flush_listeners(timeout: float = 5.0) -> bool:
+    """Wait until every event published so far reached the listeners (spans are not touched).
+
+    Returns False if that did not happen within ``timeout`` seconds.
+    """
+    return BUS.flush(timeout)

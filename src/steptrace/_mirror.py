@@ -75,6 +75,8 @@ class ForeignSpanMirror(SpanProcessor):
 
     def __init__(self) -> None:
         self._open: dict[int, tuple[str | None, str | None]] = {}
+        # span id of a duplicate llm span → the steptrace llm step standing for it
+        self._aliases: dict[int, str] = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not _live.BUS.listeners:
@@ -107,9 +109,21 @@ class ForeignSpanMirror(SpanProcessor):
                 parent_id = step.id  # type: ignore[attr-defined]
             else:
                 parent_id = format(parent.span_id, "016x")
+        if parent is not None and parent.span_id in self._aliases:
+            parent_id = self._aliases[parent.span_id]
+        span_id = span.get_span_context().span_id
+        if (
+            step is not None
+            and parent_id == step.id  # type: ignore[attr-defined]
+            and step.type == "llm"  # type: ignore[attr-defined]
+            and _step_type(span.attributes) == "llm"
+        ):
+            # A client library's own span for the call steptrace already shows as an llm step
+            # (anthropic traces itself): not a second step; its children nest under ours.
+            self._aliases[span_id] = parent_id
+            return
         if thread_id is None:
             thread_id = _context.provided_thread_id()
-        span_id = span.get_span_context().span_id
         self._open[span_id] = (parent_id, thread_id)
         _live.BUS.publish(_live.NEW, _span_dict(span, parent_id, thread_id, ended=False))
 
@@ -117,6 +131,7 @@ class ForeignSpanMirror(SpanProcessor):
         ctx = span.get_span_context()
         if ctx is None:
             return
+        self._aliases.pop(ctx.span_id, None)
         known = self._open.pop(ctx.span_id, None)
         if known is None or not _live.BUS.listeners:
             return
@@ -127,6 +142,7 @@ class ForeignSpanMirror(SpanProcessor):
 
     def shutdown(self) -> None:
         self._open.clear()
+        self._aliases.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -9,11 +9,12 @@ async code: they do their work at once and return an already-completed awaitable
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TypeVar
@@ -24,7 +25,12 @@ from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span, Status, StatusCode
 
 from steptrace import _context, _live, _tracing
-from steptrace._attributes import end_attributes, span_kind_for, start_attributes
+from steptrace._attributes import (
+    end_attributes,
+    extra_attributes,
+    span_kind_for,
+    start_attributes,
+)
 from steptrace._mirror import ensure_mirroring
 from steptrace._serialize import apply_redaction, safe_str, to_text, truncate
 from steptrace._settings import settings
@@ -1010,15 +1016,38 @@ class Step:
         return _TRUE
 
     def set_attributes(self, attributes: dict[str, Any]) -> None:
-        """Extra span attributes (e.g. ``gen_ai.*``), applied when the step ends."""
+        """Extra span attributes (e.g. ``gen_ai.*``): on the live span at once, or at its start
+        if the step has not begun; ignored once it ended. Values are serialised safely."""
         if not isinstance(attributes, dict):
             raise TypeError(f"attributes must be a dict, got {type_name(attributes)}")
-        if self._state == _ENDED:
+        state = self._state
+        if state == _ENDED:
             return
-        if self._attributes is None:
-            self._attributes = dict(attributes)
-        else:
-            self._attributes.update(attributes)
+        if state == _NEW:
+            if self._attributes is None:
+                self._attributes = dict(attributes)
+            else:
+                self._attributes.update(attributes)
+            return
+        span = self._span
+        if span is not INVALID_SPAN:
+            try:
+                span.set_attributes(extra_attributes(attributes))
+            except Exception:
+                _log_telemetry_error("setting attributes")
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Step]:
+        """Make the step current for a block without beginning or ending it: steps and spans
+        opened inside nest under it (instrumentation uses it around a request whose step
+        outlives the call)."""
+        if self._state == _NEW:
+            self._begin()
+        token = self._attach()
+        try:
+            yield self
+        finally:
+            self._detach(token)
 
     # ------------------------------------------------------------------ serialisation
 

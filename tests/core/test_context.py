@@ -222,3 +222,39 @@ def test_thread_id_is_inherited_and_provided():
     assert explicit.thread_id == explicit_child.thread_id == "mine"
     with pytest.raises(TypeError):
         steptrace.set_thread_id_provider("nope")  # type: ignore[arg-type]
+
+
+def test_instrumented_threads_carry_other_context_variables_too(spans):
+    """A chat framework's own context (a session) reaches worker threads with the step."""
+    import contextvars
+
+    session = contextvars.ContextVar("session", default=None)
+    seen = {}
+    steptrace.instrument_threads()
+    try:
+        session.set("user-1")
+        with steptrace.Step(name="handler"):
+
+            def work(label):
+                seen[label] = (session.get(), steptrace.current_step().name)
+
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(work, "pool").result()
+
+            class Worker(threading.Thread):
+                def run(self):  # subclasses overriding run() are covered too
+                    work("subclass")
+
+            worker = Worker()
+            worker.start()
+            worker.join()
+            timer = threading.Timer(0, work, args=("timer",))
+            timer.start()
+            timer.join()
+    finally:
+        steptrace.uninstrument_threads()
+    assert seen == {
+        "pool": ("user-1", "handler"),
+        "subclass": ("user-1", "handler"),
+        "timer": ("user-1", "handler"),
+    }

@@ -197,3 +197,19 @@ def test_foreign_spans_are_mirrored_as_steps(recorder):
 def test_listener_must_be_callable():
     with pytest.raises(TypeError):
         steptrace.add_listener("not callable")  # type: ignore[arg-type]
+
+
+def test_a_client_librarys_own_llm_span_is_not_a_second_llm_step(recorder):
+    tracer = trace.get_tracer("anthropic")
+    with steptrace.Step(name="chat claude", type="llm") as llm:
+        with llm.activate():
+            with tracer.start_as_current_span(
+                "anthropic.messages.create", attributes={"gen_ai.operation.name": "chat"}
+            ):
+                with tracer.start_as_current_span("POST /v1/messages") as http:
+                    pass
+    steptrace.flush()
+    names = [p["name"] for e, p, _ in recorder.events if e == "new_message"]
+    assert names == ["chat claude", "POST /v1/messages"]
+    http_id = format(http.get_span_context().span_id, "016x")
+    assert recorder.of(http_id)[0][1]["parentId"] == llm.id

@@ -86,15 +86,16 @@ def test_unknown_library_name_is_a_value_error() -> None:
 
 
 def test_threading_name_carries_the_context_into_threads() -> None:
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    from concurrent.futures import ThreadPoolExecutor
 
-    was = ThreadingInstrumentor().is_instrumented_by_opentelemetry
     steptrace.instrument("threading")
     try:
-        assert ThreadingInstrumentor().is_instrumented_by_opentelemetry
+        with steptrace.Step(name="parent") as parent, ThreadPoolExecutor(1) as pool:
+            assert pool.submit(steptrace.current_step).result() is parent
     finally:
-        if not was:
-            steptrace.uninstrument("threading")
+        steptrace.uninstrument("threading")
+    with steptrace.Step(name="parent") as parent, ThreadPoolExecutor(1) as pool:
+        assert pool.submit(steptrace.current_step).result() is None
 
 
 @pytest.mark.integration

@@ -23,10 +23,6 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
-from steptrace._context import STEP_KEY
 from steptrace._step import Step
 from steptrace.instrumentation import _genai as g
 from steptrace.instrumentation._content import capture_message_content
@@ -134,29 +130,18 @@ class LLMCall:
     # -- context during the HTTP call --------------------------------------------------------
 
     def activate(self) -> object | None:
-        """Make the llm span current while the client sends the request, so that HTTP spans
-        (and the client library's own spans) nest under it. Returns a token for ``deactivate``."""
+        """Make the llm step current while the client sends the request, so that HTTP spans
+        (and the client library's own spans) nest under it. Returns a token for ``deactivate``.
+        This is ``Step.activate()`` split in two, for wrappers that cannot use a ``with``."""
         try:
-            step = self.step
-            span = step.span
-            if not span.get_span_context().is_valid:
-                return None
-            # Span and step both current: foreign spans mirrored to the chat get this step as
-            # their parent, as they do under ``with step:``.
-            ctx = otel_context.set_value(STEP_KEY, step, trace.set_span_in_context(span))
-            return otel_context.attach(ctx)
+            return self.step._attach()
         except Exception:
             logger.exception("steptrace: could not make the llm step current")
             return None
 
-    @staticmethod
-    def deactivate(token: object | None) -> None:
-        if token is None:
-            return
-        try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception:
-            logger.debug("steptrace: context detach failed", exc_info=True)
+    def deactivate(self, token: object | None) -> None:
+        if token is not None:
+            self.step._detach(token)
 
     # -- response ----------------------------------------------------------------------------
 
