@@ -317,11 +317,6 @@ async def test_llm_auto_instrumentation_steps_stream_into_the_session(user: Chai
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steptrace.instrument_threads() carries only the OTel context into executor threads, "
-    "not Chainlit's context; a top-level step in run_in_executor gets no thread id",
-)
 async def test_top_level_step_in_run_in_executor_reaches_its_session(user: ChainlitUser) -> None:
     await user.send("executor")
     done = await user.wait_for(

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from steptrace import _live
+import steptrace
 
 logger = logging.getLogger("steptrace.chainlit")
 
@@ -27,12 +27,9 @@ CATCH_UP_TIMEOUT_S = 1.0
 
 
 def wait_for_listeners(timeout: float) -> bool:
-    """Block until every steptrace event published so far has been handed to the listeners.
-
-    steptrace has no public listener-only flush (``steptrace.flush()`` also force-flushes the
-    span exporter, a network round trip), so this uses the live bus directly.
-    """
-    return _live.BUS.flush(timeout)
+    """Block until every steptrace event published so far has been handed to the listeners
+    (not ``steptrace.flush()``: that also force-flushes the span exporter, a network trip)."""
+    return steptrace.flush_listeners(timeout)
 
 
 class OrderedEmit:
