@@ -109,3 +109,20 @@ async def test_next_batch_waits_and_close_ends_it():
 def test_bounds_must_be_positive():
     with pytest.raises(ValueError):
         Outbox(max_frames=0)
+
+
+async def test_back_to_back_resyncs_are_spaced_out():
+    box = Outbox(max_frames=1)
+    box.put(Frame(UPDATE, {"id": "a"}, "a"))
+    box.put(Frame(UPDATE, {"id": "b"}, "b"))
+    assert await box.next_batch() is RESYNC  # the first one is immediate
+    box.put(Frame(UPDATE, {"id": "c"}, "c"))
+    box.put(Frame(UPDATE, {"id": "d"}, "d"))
+    waiter = asyncio.ensure_future(box.next_batch())
+    await asyncio.sleep(0.02)
+    assert not waiter.done()  # the second waits (0.1 s, then doubling)
+    assert await waiter is RESYNC
+    box.put(Frame(UPDATE, {"id": "e"}, "e"))
+    box.put(Frame(UPDATE, {"id": "f"}, "f"))
+    box.close()
+    assert await box.next_batch() is None  # closing cuts the wait short

@@ -91,3 +91,16 @@ def test_time_to_first_token_prefers_the_value_the_step_reports():
     assert "timeToFirstToken" not in state.to_dict()
     store.token("t", "x", False, False)
     assert state.to_dict()["timeToFirstToken"] > 0
+
+
+def test_huge_texts_keep_their_tail_behind_an_explicit_marker():
+    store = StepStore(max_chars=1000)
+    store.upsert(step("s"))
+    for i in range(500):
+        store.token("s", f"{i:04d},", False, False)  # 2,500 characters in all
+    text = store.get("s").to_dict()["output"]
+    marker, kept = text.split("\n", 1)
+    assert marker == "[… 1,500 earlier characters not kept by the web channel …]"
+    assert kept == "".join(f"{i:04d}," for i in range(300, 500))
+    store.token("s", "fresh", True, False)  # a replacing token starts over
+    assert store.get("s").to_dict()["output"] == "fresh"

@@ -68,7 +68,8 @@ class WebChannel:
         thread_id: str | None = None,
         listen: bool = True,
         accept_forwarded: bool = False,
-        max_ended_steps: int = 2000,
+        max_ended_steps: int = 1000,
+        max_step_chars: int = 100_000,
         client_buffer_frames: int = 5000,
         client_buffer_bytes: int = 8_000_000,
         token_interval: float = 0.02,
@@ -98,6 +99,7 @@ class WebChannel:
             visibility=visibility,
             thread_id=thread_id,
             max_ended_steps=max_ended_steps,
+            max_step_chars=max_step_chars,
             client_max_frames=client_buffer_frames,
             client_max_bytes=client_buffer_bytes,
             token_interval=token_interval,
@@ -119,6 +121,7 @@ class WebChannel:
             timeout_graceful_shutdown=2,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            ws_per_message_deflate=False,
         )
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -262,7 +265,8 @@ def serve(
     ``token``. ``visibility`` is ``"full"``, ``"tool_call"`` or ``"hidden"`` (what is hidden
     never leaves the process); ``thread_id`` restricts the channel to one thread. Further
     options: ``listen`` (default True: register a steptrace listener), ``accept_forwarded``,
-    ``max_ended_steps``, ``client_buffer_frames``, ``client_buffer_bytes``, ``token_interval``,
+    ``max_ended_steps`` (ended steps kept for late joiners), ``max_step_chars`` (text kept per
+    step for snapshots), ``client_buffer_frames``, ``client_buffer_bytes``, ``token_interval``,
     ``allowed_hosts``.
     """
     return WebChannel(

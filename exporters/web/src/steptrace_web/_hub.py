@@ -25,6 +25,7 @@ from ._protocol import (
     UPDATE,
     Frame,
     TokenFrame,
+    dumps,
 )
 from ._store import StepState, StepStore
 from ._visibility import Visibility
@@ -54,8 +55,9 @@ class Hub:
         *,
         visibility: str = "full",
         thread_id: str | None = None,
-        max_ended_steps: int = 2000,
-        max_steps: int = 20000,
+        max_ended_steps: int = 1000,
+        max_steps: int = 10000,
+        max_step_chars: int = 100_000,
         client_max_frames: int = 5000,
         client_max_bytes: int = 8_000_000,
         token_interval: float = 0.02,
@@ -63,7 +65,9 @@ class Hub:
     ):
         self.visibility = Visibility(visibility)
         self.thread_id = thread_id
-        self.store = StepStore(max_ended=max_ended_steps, max_steps=max_steps)
+        self.store = StepStore(
+            max_ended=max_ended_steps, max_steps=max_steps, max_chars=max_step_chars
+        )
         self.client_max_frames = client_max_frames
         self.client_max_bytes = client_max_bytes
         self.token_interval = token_interval
@@ -111,11 +115,12 @@ class Hub:
         def include(state: StepState) -> bool:
             return client.wants(state.thread) and shows(state)
 
-        steps = [
-            state.to_dict(self.visibility.visible_parent(state, self.store))
+        steps = ",".join(
+            state.encoded(self.visibility.visible_parent(state, self.store))
             for state in self.store.in_tree_order(include)
-        ]
-        return Frame(SNAPSHOT, {"reason": reason, "thread": client.thread, "steps": steps})
+        )
+        head = dumps({"reason": reason, "thread": client.thread})[:-1]
+        return Frame.encoded(SNAPSHOT, head + ',"steps":[' + steps + "]}")
 
     async def pump(self, client: Client, send: Callable[[str], Awaitable[None]]) -> None:
         """Send the client's frames until its outbox is closed; ``send`` may block freely."""
@@ -150,8 +155,7 @@ class Hub:
         self.closed = True
         bye = Frame(BYE, {})
         for client in list(self.clients):
-            client.outbox.put(bye)
-            client.outbox.close()
+            client.outbox.close(bye)
         self.clients.clear()
 
     # -- events -------------------------------------------------------------------------------

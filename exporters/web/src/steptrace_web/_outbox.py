@@ -5,18 +5,26 @@ client is slow, later tokens of a step merge into its pending token frame and la
 replace its pending update, so a slow client receives fewer, larger frames rather than falling
 behind. If the buffer still exceeds its bounds, it is emptied and marked for resynchronisation:
 the sender then sends one fresh snapshot instead of the lost frames, so the client never keeps a
-state with holes in it, and the app and the other clients never wait for it.
+state with holes in it, and the app and the other clients never wait for it. A client that keeps
+overflowing gets its snapshots spaced out (exponential back-off), so a client that is merely slow
+cannot make the server rebuild and resend the whole state back to back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import deque
 
 from ._protocol import NEW, UPDATE, AnyFrame, Frame, TokenFrame
 
 #: Returned by :meth:`Outbox.next_batch` when the client must be sent a snapshot.
 RESYNC = object()
+
+#: Resyncs closer together than this count as back to back and double the wait before the next.
+RESYNC_CALM_S = 5.0
+RESYNC_MAX_WAIT_S = 5.0
 
 
 class _Slot:
@@ -44,6 +52,8 @@ class Outbox:
         self._latest: dict[str, _Slot] = {}
         self._bytes = 0
         self._ready = asyncio.Event()
+        self._last_resync = float("-inf")
+        self._resync_wait = 0.0
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -103,14 +113,22 @@ class Outbox:
             self.resyncs += 1
         self._ready.set()
 
-    def close(self) -> None:
-        """Stop accepting frames; the sender finishes what is queued, then ends."""
+    def close(self, last: AnyFrame | None = None) -> None:
+        """Stop accepting frames; the sender finishes what is queued (then ``last``) and ends.
+        A pending resync is dropped: there is no point rebuilding the state of a leaver."""
+        if self.closed:
+            return
+        self.resync_needed = False
+        if last is not None:
+            self._slots.append(_Slot(last))
         self.closed = True
         self._ready.set()
 
     async def next_batch(self) -> list[AnyFrame] | object | None:
         """Everything queued (in order), :data:`RESYNC`, or ``None`` once closed and empty."""
         while True:
+            if self.resync_needed and not self.closed:
+                await self._resync_backoff()
             if self.resync_needed:
                 self.resync_needed = False
                 return RESYNC
@@ -124,3 +142,17 @@ class Outbox:
                 return None
             self._ready.clear()
             await self._ready.wait()
+
+    async def _resync_backoff(self) -> None:
+        """Wait before a resync that follows closely on the previous one (doubling each time)."""
+        now = time.monotonic()
+        if now - self._last_resync > RESYNC_CALM_S:
+            self._resync_wait = 0.0
+        else:
+            self._resync_wait = min(max(self._resync_wait * 2, 0.1), RESYNC_MAX_WAIT_S)
+        deadline = self._last_resync + self._resync_wait
+        while not self.closed and (remaining := deadline - time.monotonic()) > 0:
+            self._ready.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), remaining)
+        self._last_resync = time.monotonic()

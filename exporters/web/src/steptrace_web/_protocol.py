@@ -48,6 +48,13 @@ class Frame:
         self.step_id = step_id
         self._text: str | None = None
 
+    @classmethod
+    def encoded(cls, event: str, data_json: str) -> Frame:
+        """A frame whose ``data`` is already JSON (large snapshots assembled from pieces)."""
+        frame = cls(event, None)
+        frame._text = '{"event":' + dumps(event) + ',"data":' + data_json + "}"
+        return frame
+
     def encode(self) -> str:
         if self._text is None:
             self._text = dumps({"event": self.event, "data": self.data})

@@ -1,10 +1,11 @@
 """The server's picture of every step it has seen, so late joiners get a snapshot.
 
 Events are applied in order; each step keeps its latest dict, its text built from streamed
-tokens, and its place in the tree. The store is bounded: once more than ``max_ended`` steps
-have ended, the oldest ended steps that have no children left are forgotten first (a parent
-outlives its children, so a snapshot never holds a child without its parent), and a hard cap on
-the total number of steps protects against an app that never ends its steps.
+tokens (its last ``max_chars`` characters), and its place in the tree. The store is bounded:
+once more than ``max_ended`` steps have ended, the oldest ended steps that have no children left
+are forgotten first (a parent outlives its children, so a snapshot never holds a child without
+its parent), and a hard cap on the total number of steps protects against an app that never
+ends its steps.
 """
 
 from __future__ import annotations
@@ -14,31 +15,62 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from ._protocol import dumps
+
 #: Keys the store manages itself instead of copying from event payloads.
 _TEXT_KEYS = ("input", "output")
 
 
 class _Text:
-    """Text that grows by appended tokens; joined lazily so long streams stay linear."""
+    """Text that grows by appended tokens; joined lazily so long streams stay linear.
 
-    __slots__ = ("_joined", "_parts")
+    Only the last ``limit`` characters are kept: a snapshot of a huge output carries its tail
+    behind an explicit marker saying how much was left out, never a silent hole. Clients that
+    were connected while it streamed received every token live.
+    """
 
-    def __init__(self, value: str = ""):
-        self._parts = [value] if value else []
-        self._joined: str | None = value
+    __slots__ = ("_dropped", "_joined", "_length", "_limit", "_parts")
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._parts: list[str] = []
+        self._joined: str | None = ""
+        self._length = 0
+        self._dropped = 0
 
     def set(self, value: str) -> None:
         self._parts = [value] if value else []
         self._joined = value
+        self._length = len(value)
+        self._dropped = 0
+        self._trim(self._limit)
 
     def append(self, token: str) -> None:
         self._parts.append(token)
         self._joined = None
+        self._length += len(token)
+        self._trim(self._limit + self._limit // 2)  # trim in batches, not on every token
+
+    def _trim(self, threshold: int) -> None:
+        if self._length <= threshold:
+            return
+        text = "".join(self._parts)
+        cut = len(text) - self._limit
+        self._dropped += cut
+        text = text[cut:]
+        self._parts = [text]
+        self._joined = text
+        self._length = len(text)
 
     def __str__(self) -> str:
+        self._trim(self._limit)
         if self._joined is None:
             self._joined = "".join(self._parts)
-            self._parts = [self._joined]
+            self._parts = [self._joined] if self._joined else []
+        if self._dropped:
+            return f"[… {self._dropped:,} earlier characters not kept by the web channel …]\n" + (
+                self._joined
+            )
         return self._joined
 
 
@@ -62,6 +94,7 @@ class StepState:
     """Everything known about one step."""
 
     __slots__ = (
+        "_encoded",
         "children",
         "data",
         "ended",
@@ -73,16 +106,19 @@ class StepState:
         "thread",
     )
 
-    def __init__(self, step_id: str, thread: str | None, parent_id: str | None):
+    def __init__(
+        self, step_id: str, thread: str | None, parent_id: str | None, max_chars: int = 100_000
+    ):
         self.id = step_id
         self.thread = thread
         self.parent_id = parent_id
         self.data: dict[str, Any] = {}
-        self.input = _Text()
-        self.output = _Text()
+        self.input = _Text(max_chars)
+        self.output = _Text(max_chars)
         self.children: dict[str, None] = {}
         self.ended = False
         self.first_token_at: float | None = None
+        self._encoded: tuple[str | None, str] | None = None
 
     @property
     def type(self) -> str:
@@ -91,12 +127,18 @@ class StepState:
 
     def absorb(self, payload: dict[str, Any]) -> None:
         """Take a complete step dict as the new state."""
+        self._encoded = None
         self.data = {k: v for k, v in payload.items() if k not in _TEXT_KEYS}
         self.input.set(_as_text(payload.get("input")))
         self.output.set(_as_text(payload.get("output")))
         self.ended = bool(payload.get("end"))
 
+    def changed(self) -> None:
+        """Forget the cached encoding (the text changed)."""
+        self._encoded = None
+
     def note_token(self) -> None:
+        self._encoded = None
         if self.first_token_at is None:
             self.first_token_at = time.time()
 
@@ -111,6 +153,16 @@ class StepState:
         if start is None:
             return None
         return max(0.0, self.first_token_at - start)
+
+    def encoded(self, parent_id: str | None) -> str:
+        """``to_dict(parent_id)`` as JSON, cached until the step changes: repeated snapshots of
+        finished steps cost a string join, not a re-encoding."""
+        cached = self._encoded
+        if cached is not None and cached[0] == parent_id:
+            return cached[1]
+        text = dumps(self.to_dict(parent_id))
+        self._encoded = (parent_id, text)
+        return text
 
     def to_dict(self, parent_id: str | None = None) -> dict[str, Any]:
         """The step dict to send, with ``parentId`` replaced by what the viewer may see."""
@@ -129,11 +181,12 @@ class StepState:
 class StepStore:
     """Steps by id, in first-seen order, with their tree and a bound on what is kept."""
 
-    def __init__(self, max_ended: int = 2000, max_steps: int = 20000):
-        if max_ended < 0 or max_steps < 1:
-            raise ValueError("store bounds must be non-negative (max_steps positive)")
+    def __init__(self, max_ended: int = 1000, max_steps: int = 10000, max_chars: int = 100_000):
+        if max_ended < 0 or max_steps < 1 or max_chars < 1:
+            raise ValueError("store bounds must be non-negative (max_steps, max_chars positive)")
         self.max_ended = max_ended
-        self.max_steps = max(max_steps, 1)
+        self.max_steps = max_steps
+        self.max_chars = max_chars
         self._steps: dict[str, StepState] = {}
         self._ended: dict[str, None] = {}
         self.evicted = 0
@@ -169,7 +222,7 @@ class StepStore:
         if state is None:
             parent_id = payload.get("parentId")
             parent_id = parent_id if isinstance(parent_id, str) and parent_id else None
-            state = StepState(step_id, self.thread_of(payload), parent_id)
+            state = StepState(step_id, self.thread_of(payload), parent_id, self.max_chars)
             self._steps[step_id] = state
             parent = self.get(parent_id)
             if parent is not None:
@@ -190,6 +243,7 @@ class StepStore:
         state = self._steps.get(step_id)
         if state is None:
             return None
+        state.changed()
         text = state.input if is_input else state.output
         if is_sequence:
             text.set(token)

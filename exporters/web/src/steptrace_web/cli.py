@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--visibility", choices=VISIBILITY_MODES, default="full")
     parser.add_argument("--thread", default=None, help="only accept and show this thread")
-    parser.add_argument("--max-ended-steps", type=int, default=2000)
+    parser.add_argument("--max-ended-steps", type=int, default=1000)
+    parser.add_argument("--max-step-chars", type=int, default=100_000)
     return parser.parse_args(argv)
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             listen=False,
             accept_forwarded=True,
             max_ended_steps=args.max_ended_steps,
+            max_step_chars=args.max_step_chars,
         )
     except OSError as exc:
         print(f"steptrace-web: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
