@@ -88,16 +88,21 @@ create_venv() {
         apt_install "python${version}-venv"
         "$python" -m venv --clear "$dir" || die "cannot create virtualenv $dir"
     fi
+    # The pip bundled with older Pythons mishandles pre-release pins and extras' spelling.
+    "$dir/bin/python" -m pip install -q --upgrade pip
 }
 
-# fingerprint <pip args>...: changes when the arguments or a named local project's metadata change.
+# fingerprint <pip args>...: changes when the arguments, a named file (constraints), or a named
+# local project's metadata change.
 fingerprint() {
     {
         printf '%s\n' "$@"
         local arg path
         for arg in "$@"; do
             path="${arg%%\[*}"
-            if [[ -f "$path/pyproject.toml" ]]; then
+            if [[ -f "$path" ]]; then
+                cat "$path"
+            elif [[ -f "$path/pyproject.toml" ]]; then
                 cat "$path/pyproject.toml"
             fi
         done
@@ -130,11 +135,11 @@ ensure_venv() {
 # The project venv: steptrace (editable, with dev extras), every exporter distribution, the
 # clients the browser/socket tests drive, and docker-py + PyYAML for tests/test_compose.py.
 main_venv() {
-    local args=(-e ".[dev]") project
+    local args=(-c scripts/constraints.txt -e ".[dev]") project
     for project in exporters/*/pyproject.toml; do
         [[ -f "$project" ]] && args+=(-e "$(dirname "$project")")
     done
-    args+=(playwright "python-socketio[asyncio_client]" "docker>=7" "pyyaml>=6")
+    args+=(playwright "python-socketio[asyncio-client]" "docker>=7" "pyyaml>=6")
     ensure_venv .venv "${args[@]}"
 }
 
