@@ -60,6 +60,7 @@ def test_every_route_needs_the_token_when_one_is_set(make_channel):
     for path in ("/", "/healthz", "/events", "/favicon.svg"):
         assert http(channel, path).status_code == 401, path
         assert http(channel, path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert http(channel, "/healthz?token=caf%C3%A9-%E2%98%95").status_code == 401  # not ASCII
     ok = http(channel, "/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200 and ok.json()["status"] == "ok"
 

@@ -136,7 +136,7 @@ class WebChannel:
             self._sock.close()
             raise RuntimeError("steptrace-web: the server thread did not start")
         assert self._loop is not None
-        self.inlet = Inlet(self._loop, self.hub.ingest_many)
+        self.inlet: Inlet = Inlet(self._loop, self.hub.ingest_many)
         if listen:
             self._add_listener()
         _live_channels.add(self)

@@ -101,7 +101,9 @@ class AccessGuard:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if self.token is not None:
             supplied = self._supplied_token(headers, query)
-            if supplied is None or not hmac.compare_digest(supplied, self.token):
+            if supplied is None or not hmac.compare_digest(
+                supplied.encode("utf-8", "surrogateescape"), self.token.encode()
+            ):
                 await self._refuse(scope, send, 401, "a valid token is required")
                 return
             if kind == "http" and "token" in query and scope["path"] in self.page_paths:

@@ -288,7 +288,7 @@ class StepStore:
         for step_id in candidates:
             state = self._steps.get(step_id)
             if state is None:
-                candidates.pop(step_id, None)  # type: ignore[arg-type]
+                candidates.pop(step_id, None)
                 return True
             if not state.children:
                 self._forget(state)
