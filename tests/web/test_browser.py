@@ -230,8 +230,13 @@ def test_collapse_input_and_language_settings_are_honoured(make_channel, open_pa
             pass
         with steptrace.Step(name="open while running", default_open=True) as step:
             step.stream("working")
-            running.set()
-            release.wait(60)
+            with (
+                steptrace.Step(name="quiet parent"),
+                steptrace.Step(name="busy child", type="llm", running_title="Drafting") as child,
+            ):
+                child.stream_token("live preview text")
+                running.set()
+                release.wait(60)
         with steptrace.Step(name="kept open", **kept) as step:
             step.output = "still visible"
         with steptrace.Step(name="auto collapsed", auto_collapse=True, **kept):
@@ -251,6 +256,13 @@ def test_collapse_input_and_language_settings_are_honoured(make_channel, open_pa
     try:
         assert running.wait(60)
         expect(card(page, "open while running")).to_have_class(OPEN)
+        # Closed cards (no default_open) preview the activity inside them.
+        child = card(page, "Drafting")
+        expect(child).not_to_have_class(OPEN)
+        expect(child.locator(":scope > .preview")).to_have_text("live preview text")
+        expect(card(page, "quiet parent").locator(":scope > .preview")).to_have_text(
+            "Drafting ▸ live preview text"
+        )
     finally:
         release.set()
         worker.join(60)
@@ -276,9 +288,9 @@ def test_collapse_input_and_language_settings_are_honoured(make_channel, open_pa
     expect(code.locator(".tok-com")).to_have_text("# simple")
 
     # The reader's own choice wins over the automatic rules.
-    card(page, "toggled").locator(".head").click()
+    card(page, "toggled").locator(":scope > .head").click()
     expect(card(page, "toggled")).not_to_have_class(OPEN)
-    card(page, "closed by default").locator(".head").click()
+    card(page, "closed by default").locator(":scope > .head").click()
     expect(card(page, "closed by default")).to_have_class(OPEN)
     assert watched.problems == []
 
