@@ -168,9 +168,13 @@ async def test_an_update_for_a_step_never_created_arrives_as_a_create(channel):
     feed = await open_feed(channel)
     channel.publish("update_message", step("old", output="finished", end=True))
     channel.publish("stream_token", token("ghost", "no dict, nothing to show"))
-    await feed.until(lambda s: "old" in s.steps)
-    assert feed.state.frames[-1]["event"] == "new_message"
+    channel.publish("new_message", step("orphan", parent="never-seen"))
+    await feed.until(lambda s: "orphan" in s.steps)
+    assert [f["event"] for f in feed.state.frames[2:]] == ["new_message", "new_message"]
     assert "ghost" not in feed.state.text()
+    # The unknown parent is not named: the child hangs from the root instead of being dropped.
+    assert feed.state.steps["orphan"]["parentId"] is None
+    assert not feed.state.violations
 
 
 async def test_delete_removes_a_subtree_on_every_client(channel):

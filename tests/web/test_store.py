@@ -20,6 +20,8 @@ def test_tree_order_puts_parents_first_even_when_first_seen_late():
     order = ids(store.in_tree_order(lambda s: True))
     assert order.index("root") < order.index("child")
     assert set(order) == {"root", "child", "other"}
+    assert list(store.get("root").children) == ["child"]  # adopted once the parent showed up
+    assert ids(store.delete("root")) == ["root", "child"]
 
 
 def test_children_without_thread_inherit_their_parents_thread():

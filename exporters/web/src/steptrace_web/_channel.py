@@ -179,6 +179,12 @@ class WebChannel:
         if self._stopped:
             return
         self._stopped = True
+        if threading.current_thread() is self._thread:  # called from the server's own loop
+            self._remove_listener()
+            self.inlet.close()
+            self.hub.close()
+            self._server.should_exit = True
+            return
         self._remove_listener()
         self._call_soon(lambda: None, min(timeout, 2.0))  # apply what was handed over
         self.inlet.close()

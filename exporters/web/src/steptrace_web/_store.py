@@ -189,6 +189,7 @@ class StepStore:
         self.max_chars = max_chars
         self._steps: dict[str, StepState] = {}
         self._ended: dict[str, None] = {}
+        self._waiting: dict[str, set[str]] = {}  # unknown parent id -> its known children
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -227,6 +228,11 @@ class StepStore:
             parent = self.get(parent_id)
             if parent is not None:
                 parent.children[step_id] = None
+            elif parent_id is not None:
+                self._waiting.setdefault(parent_id, set()).add(step_id)
+            for child_id in sorted(self._waiting.pop(step_id, ())):
+                if child_id in self._steps:  # seen before its parent: adopt it now
+                    state.children[child_id] = None
         state.absorb(payload)
         if state.ended:
             self._ended.pop(step_id, None)
@@ -276,6 +282,11 @@ class StepStore:
         parent = self.get(state.parent_id)
         if parent is not None:
             parent.children.pop(state.id, None)
+        elif state.parent_id in self._waiting:
+            waiting = self._waiting[state.parent_id]
+            waiting.discard(state.id)
+            if not waiting:
+                del self._waiting[state.parent_id]
 
     def _enforce_bounds(self) -> None:
         while len(self._ended) > self.max_ended and self._evict_from(self._ended):

@@ -47,9 +47,12 @@ class Visibility:
         return self.shows_type(state.type)
 
     def visible_parent(self, state: StepState, store: StepStore) -> str | None:
-        """The id of the nearest ancestor a viewer may see (the raw parent in ``full`` mode)."""
+        """The id of the nearest known ancestor a viewer may see, else ``None``.
+
+        A parent the channel never saw (a listener added mid-run) is never named: a client
+        would drop a child whose parent it does not have."""
         if self.mode == "full":
-            return state.parent_id
+            return state.parent_id if state.parent_id in store else None
         for ancestor in store.ancestors(state):
             if self.shows(ancestor):
                 return ancestor.id
