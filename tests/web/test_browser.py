@@ -19,6 +19,9 @@ from web.feedkit import CHROMIUM_ARGS, OUTPUT_DIR, chromium_path
 
 pytestmark = pytest.mark.browser
 
+# A wait, not a speed target: generous so that a loaded CI machine does not fail the suite.
+expect.set_options(timeout=15_000)
+
 XSS = "<img src=x onerror=alert(1)>"
 FIRST_HALF = "It is **14 °C** in Paris with a 70 % chance of rain."
 OPEN = re.compile(r"\bopen\b")
