@@ -8,10 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
+COPY scripts/constraints.txt ./
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY exporters/web ./exporters/web
-RUN pip install ".[demo]" ./exporters/web
+# The constraints pin the tested OpenTelemetry set (see the file for why).
+RUN pip install -c constraints.txt ".[demo]" ./exporters/web
 
 RUN useradd --create-home --uid 10001 steptrace
 USER steptrace
