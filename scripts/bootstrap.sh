@@ -132,12 +132,18 @@ ensure_venv() {
 
 # --- what this repository needs ------------------------------------------------------------------
 
-# The project venv: steptrace (editable, with dev extras), every exporter distribution, the
+# Exporters whose framework lives in its own virtualenv (see its block below), not in .venv.
+OWN_VENV_EXPORTERS=(chainlit)
+
+# The project venv: steptrace (editable, with dev extras), the other exporter distributions, the
 # clients the browser/socket tests drive, and docker-py + PyYAML for tests/test_compose.py.
 main_venv() {
-    local args=(-c scripts/constraints.txt -e ".[dev]") project
+    local args=(-c scripts/constraints.txt -e ".[dev]") project name
     for project in exporters/*/pyproject.toml; do
-        [[ -f "$project" ]] && args+=(-e "$(dirname "$project")")
+        [[ -f "$project" ]] || continue
+        name="$(basename "$(dirname "$project")")"
+        [[ " ${OWN_VENV_EXPORTERS[*]} " == *" $name "* ]] && continue
+        args+=(-e "$(dirname "$project")")
     done
     args+=(playwright "python-socketio[asyncio-client]" "docker>=7" "pyyaml>=6")
     ensure_venv .venv "${args[@]}"
@@ -148,9 +154,15 @@ phoenix_venv() {
     ensure_venv .venv-phoenix "$PHOENIX_SPEC"
 }
 
-# To add another virtualenv (e.g. `.venv-chainlit`), write a function like phoenix_venv:
-#     chainlit_venv() { ensure_venv .venv-chainlit "chainlit==X.Y" -e exporters/chainlit; }
-# and call it below. Keep its directory name under `.venv-*` (ignored by git and ruff).
+# Chainlit pulls literalai -> traceloop-sdk -> dozens of opentelemetry-instrumentation-* packages;
+# tests/chainlit runs `chainlit run` from here. Pins: exporters/chainlit/constraints.txt.
+chainlit_venv() {
+    ensure_venv .venv-chainlit -c exporters/chainlit/constraints.txt \
+        -e . -e exporters/chainlit "openai>=1.40"
+}
+
+# To add another virtualenv, write a function like the two above, call it from main, and keep
+# its directory name under `.venv-*` (ignored by git, ruff and .dockerignore).
 
 main() {
     # One bootstrap at a time per checkout: concurrent pip runs into one venv corrupt it.
@@ -165,6 +177,7 @@ main() {
     ensure_system_packages
     main_venv
     phoenix_venv
+    chainlit_venv
     log "done"
 }
 
