@@ -153,3 +153,20 @@ async def test_a_wrong_token_never_delivers_and_never_disturbs_the_app():
         finally:
             forwarder.stop()
         assert isinstance(feed.state, FeedState) and set(feed.state.steps) == set()
+
+
+async def test_a_state_larger_than_a_message_may_be_is_synced_in_several():
+    port = free_port()
+    forwarder = steptrace_web.forward(f"http://127.0.0.1:{port}/", token=TOKEN, listen=False)
+    try:
+        # 18 MB of state: more than the 16 MiB a server accepts in one WebSocket message.
+        bodies = {f"big{i}": f"{i:03d}" * 30_000 for i in range(200)}
+        for sid, body in bodies.items():  # queued while no server runs: sent as one sync
+            forwarder("new_message", step(sid, output=body))
+        with standalone(port) as (url, _):
+            feed = await watch(url)
+            state = await feed.until(lambda s: len(s.steps) == len(bodies), timeout=60)
+            assert {sid: s["output"] for sid, s in state.steps.items()} == bodies
+            assert len(state.frames) >= 2 + len(bodies)
+    finally:
+        forwarder.stop()

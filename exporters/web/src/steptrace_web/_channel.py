@@ -122,6 +122,7 @@ class WebChannel:
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
             ws_per_message_deflate=False,
+            ws_max_size=16 * 1024 * 1024,
         )
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -25,6 +25,9 @@ from ._store import StepStore
 
 logger = logging.getLogger("steptrace.web")
 
+#: Target size of one forwarded message (the server accepts up to 16 MiB).
+CHUNK_BYTES = 1_000_000
+
 
 def ingest_url(url: str) -> str:
     """``http://host:port/...`` (or ``ws://...``) -> ``ws://host:port/ingest``."""
@@ -108,18 +111,20 @@ class Forwarder:
         elif event == DELETE:
             self._store.delete(step_id)
 
-    def _next_message(self) -> str | None:
+    def _next_messages(self) -> list[str]:
+        """What to send next, cut into messages of about ``CHUNK_BYTES`` (a server refuses
+        messages over 16 MiB): a sync of the whole local state, or the queued events."""
         with self._lock:
             if self._resync:
                 self._resync = False
                 self._queue.clear()
                 steps = [s.to_dict(s.parent_id) for s in self._store.in_tree_order(lambda s: True)]
-                return dumps({"sync": steps})
+                return [dumps({"sync": chunk}) for chunk in _chunks(steps)] or [dumps({"sync": []})]
             if not self._queue:
-                return None
+                return []
             events = [[event, payload] for event, payload in self._queue]
             self._queue.clear()
-        return dumps({"events": events})
+        return [dumps({"events": chunk}) for chunk in _chunks(events)]
 
     def _connect(self) -> ClientConnection:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
@@ -156,9 +161,10 @@ class Forwarder:
 
     def _send_until_stopped(self, connection: ClientConnection) -> None:
         while True:
-            message = self._next_message()
-            if message is not None:
-                connection.send(message)
+            messages = self._next_messages()
+            if messages:
+                for message in messages:
+                    connection.send(message)
                 continue
             if self._stopping.is_set():
                 return
@@ -200,6 +206,23 @@ class Forwarder:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    """Consecutive runs of ``items`` whose JSON stays near ``CHUNK_BYTES`` each."""
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    size = 0
+    for item in items:
+        item_size = len(dumps(item))
+        if current and size + item_size > CHUNK_BYTES:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def forward(url: str, *, token: str | None = None, **options: Any) -> Forwarder:
