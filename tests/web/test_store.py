@@ -106,3 +106,16 @@ def test_huge_texts_keep_their_tail_behind_an_explicit_marker():
     assert kept == "".join(f"{i:04d}," for i in range(300, 500))
     store.token("s", "fresh", True, False)  # a replacing token starts over
     assert store.get("s").to_dict()["output"] == "fresh"
+
+
+def test_the_total_text_kept_is_bounded_too():
+    store = StepStore(max_chars=1000, max_total_chars=5000)
+    for i in range(20):
+        store.upsert(step(f"s{i}", output="x" * 900, end=True))
+    assert store.text_chars <= 5000
+    assert ids(store) == [f"s{i}" for i in range(15, 20)]  # the newest ones
+    store.upsert(step("live"))
+    for _ in range(10):
+        store.token("live", "y" * 500, False, False)
+    assert store.text_chars <= 5000 and "live" in store
+    assert store.text_chars == sum(s.text_chars for s in store)

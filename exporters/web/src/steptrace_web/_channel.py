@@ -70,6 +70,7 @@ class WebChannel:
         accept_forwarded: bool = False,
         max_ended_steps: int = 1000,
         max_step_chars: int = 100_000,
+        max_store_chars: int = 20_000_000,
         client_buffer_frames: int = 5000,
         client_buffer_bytes: int = 8_000_000,
         token_interval: float = 0.02,
@@ -100,6 +101,7 @@ class WebChannel:
             thread_id=thread_id,
             max_ended_steps=max_ended_steps,
             max_step_chars=max_step_chars,
+            max_store_chars=max_store_chars,
             client_max_frames=client_buffer_frames,
             client_max_bytes=client_buffer_bytes,
             token_interval=token_interval,
@@ -273,8 +275,8 @@ def serve(
     never leaves the process); ``thread_id`` restricts the channel to one thread. Further
     options: ``listen`` (default True: register a steptrace listener), ``accept_forwarded``,
     ``max_ended_steps`` (ended steps kept for late joiners), ``max_step_chars`` (text kept per
-    step for snapshots), ``client_buffer_frames``, ``client_buffer_bytes``, ``token_interval``,
-    ``allowed_hosts``.
+    step for snapshots), ``max_store_chars`` (text kept in all), ``client_buffer_frames``,
+    ``client_buffer_bytes``, ``token_interval``, ``allowed_hosts``.
     """
     return WebChannel(
         host, port, token=token, visibility=visibility, thread_id=thread_id, **options

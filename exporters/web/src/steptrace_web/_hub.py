@@ -58,6 +58,7 @@ class Hub:
         max_ended_steps: int = 1000,
         max_steps: int = 10000,
         max_step_chars: int = 100_000,
+        max_store_chars: int = 20_000_000,
         client_max_frames: int = 5000,
         client_max_bytes: int = 8_000_000,
         token_interval: float = 0.02,
@@ -66,7 +67,10 @@ class Hub:
         self.visibility = Visibility(visibility)
         self.thread_id = thread_id
         self.store = StepStore(
-            max_ended=max_ended_steps, max_steps=max_steps, max_chars=max_step_chars
+            max_ended=max_ended_steps,
+            max_steps=max_steps,
+            max_chars=max_step_chars,
+            max_total_chars=max_store_chars,
         )
         self.client_max_frames = client_max_frames
         self.client_max_bytes = client_max_bytes

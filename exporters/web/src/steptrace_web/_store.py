@@ -2,10 +2,10 @@
 
 Events are applied in order; each step keeps its latest dict, its text built from streamed
 tokens (its last ``max_chars`` characters), and its place in the tree. The store is bounded:
-once more than ``max_ended`` steps have ended, the oldest ended steps that have no children left
-are forgotten first (a parent outlives its children, so a snapshot never holds a child without
-its parent), and a hard cap on the total number of steps protects against an app that never
-ends its steps.
+once more than ``max_ended`` steps have ended, or their text exceeds ``max_total_chars``, the
+oldest ended steps that have no children left are forgotten first (a parent outlives its
+children, so a snapshot never holds a child without its parent), and a hard cap on the total
+number of steps protects against an app that never ends its steps.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class _Text:
         self._parts = [text]
         self._joined = text
         self._length = len(text)
+
+    def __len__(self) -> int:
+        return self._length
 
     def __str__(self) -> str:
         self._trim(self._limit)
@@ -119,6 +122,10 @@ class StepState:
         self.ended = False
         self.first_token_at: float | None = None
         self._encoded: tuple[str | None, str] | None = None
+
+    @property
+    def text_chars(self) -> int:
+        return len(self.input) + len(self.output)
 
     @property
     def type(self) -> str:
@@ -181,12 +188,20 @@ class StepState:
 class StepStore:
     """Steps by id, in first-seen order, with their tree and a bound on what is kept."""
 
-    def __init__(self, max_ended: int = 1000, max_steps: int = 10000, max_chars: int = 100_000):
-        if max_ended < 0 or max_steps < 1 or max_chars < 1:
-            raise ValueError("store bounds must be non-negative (max_steps, max_chars positive)")
+    def __init__(
+        self,
+        max_ended: int = 1000,
+        max_steps: int = 10000,
+        max_chars: int = 100_000,
+        max_total_chars: int = 20_000_000,
+    ):
+        if max_ended < 0 or min(max_steps, max_chars, max_total_chars) < 1:
+            raise ValueError("store bounds must be positive (max_ended non-negative)")
         self.max_ended = max_ended
         self.max_steps = max_steps
         self.max_chars = max_chars
+        self.max_total_chars = max_total_chars
+        self.text_chars = 0
         self._steps: dict[str, StepState] = {}
         self._ended: dict[str, None] = {}
         self._waiting: dict[str, set[str]] = {}  # unknown parent id -> its known children
@@ -233,7 +248,9 @@ class StepStore:
             for child_id in sorted(self._waiting.pop(step_id, ())):
                 if child_id in self._steps:  # seen before its parent: adopt it now
                     state.children[child_id] = None
+        before = state.text_chars
         state.absorb(payload)
+        self.text_chars += state.text_chars - before
         if state.ended:
             self._ended.pop(step_id, None)
             self._ended[step_id] = None
@@ -251,10 +268,14 @@ class StepStore:
             return None
         state.changed()
         text = state.input if is_input else state.output
+        before = len(text)
         if is_sequence:
             text.set(token)
         else:
             text.append(token)
+        self.text_chars += len(text) - before
+        if self.text_chars > self.max_total_chars:
+            self._enforce_bounds()
         if not is_input:
             state.note_token()
         return state
@@ -277,7 +298,8 @@ class StepStore:
         return removed
 
     def _forget(self, state: StepState) -> None:
-        self._steps.pop(state.id, None)
+        if self._steps.pop(state.id, None) is not None:
+            self.text_chars -= state.text_chars
         self._ended.pop(state.id, None)
         parent = self.get(state.parent_id)
         if parent is not None:
@@ -292,6 +314,8 @@ class StepStore:
         while len(self._ended) > self.max_ended and self._evict_from(self._ended):
             pass
         while len(self._steps) > self.max_steps and self._evict_from(self._steps):
+            pass
+        while self.text_chars > self.max_total_chars and self._evict_from(self._ended):
             pass
 
     def _evict_from(self, candidates: dict[str, Any]) -> bool:
