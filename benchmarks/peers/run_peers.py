@@ -119,30 +119,33 @@ def run_suite(python: Path | str, suite: str, *args: str) -> dict[str, Any] | No
     return document
 
 
+Key = tuple[str, str]
+"""(suite, implementation): ``otel-here`` exists once per peer venv."""
+
+
 class Collected:
-    """Every figure measured, by implementation and workload, and what each implementation is."""
+    """Every figure measured, by (suite, implementation) and workload, and what each one is."""
 
     def __init__(self) -> None:
-        self.times: dict[tuple[str, str], list[float]] = defaultdict(list)
-        self.memory: dict[str, dict[str, Any]] = {}
-        self.impls: dict[str, dict[str, Any]] = {}
-        self.suite_of: dict[str, str] = {}
+        self.times: dict[tuple[Key, str], list[float]] = defaultdict(list)
+        self.memory: dict[Key, dict[str, Any]] = {}
+        self.impls: dict[Key, dict[str, Any]] = {}
         self.versions: dict[str, dict[str, str]] = {}
 
     def add(self, document: dict[str, Any]) -> None:
         suite = document["suite"]
         self.versions.setdefault(suite, {}).update(document["versions"])
         for impl in document["impls"]:
-            self.impls[impl["name"]] = impl
-            self.suite_of[impl["name"]] = suite
+            self.impls[(suite, impl["name"])] = impl
         for result in document["results"]:
+            key = (suite, result["impl"])
             if result["workload"] == "memory":
-                self.memory[result["impl"]] = result
+                self.memory[key] = result
             else:
-                self.times[(result["impl"], result["workload"])].append(result["per_op_ns"])
+                self.times[(key, result["workload"])].append(result["per_op_ns"])
 
-    def time(self, impl: str, workload: str) -> float | None:
-        values = self.times.get((impl, workload))
+    def time(self, key: Key, workload: str) -> float | None:
+        values = self.times.get((key, workload))
         return statistics.median(values) if values else None
 
 
@@ -173,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             if document is not None:
                 collected.add(document)
     if not (args.quick or args.no_memory):
-        for impl, suite in list(collected.suite_of.items()):
-            log(f"memory: {impl}")
+        for suite, impl in list(collected.impls):
+            log(f"memory: {suite}/{impl}")
             document = run_suite(pythons[suite], suite, "--memory", impl)
             if document is not None:
                 collected.add(document)
@@ -184,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "times": {f"{k[0]}/{k[1]}": v for k, v in collected.times.items()},
-                    "memory": collected.memory,
-                    "impls": collected.impls,
+                    "times": {f"{s}/{i}/{w}": v for ((s, i), w), v in collected.times.items()},
+                    "memory": {f"{s}/{i}": v for (s, i), v in collected.memory.items()},
+                    "impls": {f"{s}/{i}": v for (s, i), v in collected.impls.items()},
                     "versions": collected.versions,
                 },
                 indent=2,
@@ -201,47 +204,48 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def _reference(collected: Collected, impl: str) -> str:
+def _reference(collected: Collected, key: Key) -> Key:
     """The steptrace variant an implementation is compared with: same mode, no listener."""
-    mode = collected.impls[impl]["mode"]
-    return "steptrace-async" if mode == "async" else "steptrace"
+    mode = collected.impls[key]["mode"]
+    return (STEPTRACE_SUITE, "steptrace-async" if mode == "async" else "steptrace")
 
 
-def _floor(collected: Collected, impl: str) -> str:
-    return "otel" if collected.suite_of[impl] == STEPTRACE_SUITE else "otel-here"
+def _floor(key: Key) -> Key:
+    """The raw OTel SDK measured in the same process as ``key``."""
+    return (key[0], "otel" if key[0] == STEPTRACE_SUITE else "otel-here")
 
 
 def print_report(collected: Collected, rounds: int) -> None:
     print(f"## Side-by-side with peers ({rounds} round(s); machine: {machine()})\n")
-    print("Times are per iteration, median. `xST` = implementation / steptrace in the same mode ")
     print(
-        "(above 1.00x: steptrace is cheaper). `/otel` = implementation / raw OTel SDK in the same"
+        "Times per iteration, median over rounds. `xST` = implementation / steptrace in the same\n"
+        "mode (above 1.00x: steptrace is cheaper). `/otel` = implementation / the raw OTel SDK\n"
+        "measured in the same process (its own venv). (c): peak over one run of a root with\n"
+        "10,000 nested steps; `xST` compares peaks per step.\n"
     )
-    print("process. Memory: (c) peak over a root with 10,000 nested steps; KiB per step.\n")
     print(
-        "| implementation | mode | (a) nested step | xST | /otel | (b) 1,000 tokens | xST | /otel "
-        "| (c) tracemalloc /step | xST | (c) RSS peak |"
+        "| suite | implementation | mode | (a) nested step | xST | /otel | (b) 1,000 tokens "
+        "| xST | /otel | (c) peak, tracemalloc | xST | (c) peak RSS growth |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for impl in collected.impls:
-        ref, floor = _reference(collected, impl), _floor(collected, impl)
-        cells = [impl, collected.impls[impl]["mode"]]
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, info in collected.impls.items():
+        ref, floor = _reference(collected, key), _floor(key)
+        cells = [key[0], key[1], info["mode"]]
         for workload in ("nested", "stream"):
-            value = collected.time(impl, workload)
+            value = collected.time(key, workload)
             cells += [
                 fmt_ns(value) if value is not None else "—",
                 _ratio(value, collected.time(ref, workload)),
                 _ratio(value, collected.time(floor, workload)),
             ]
-        memory = collected.memory.get(impl)
-        ref_memory = collected.memory.get(ref)
+        memory, ref_memory = collected.memory.get(key), collected.memory.get(ref)
         if memory:
             steps = memory["steps"]
             per_step = memory["traced_peak"] / steps
             ref_per_step = ref_memory["traced_peak"] / ref_memory["steps"] if ref_memory else None
+            label = "" if steps == 10_000 else f" (over {steps:,} steps)"
             cells += [
-                fmt_bytes(per_step)
-                + ("" if memory["steps"] == 10_000 else f" (n={memory['steps']})"),
+                fmt_bytes(memory["traced_peak"]) + label,
                 _ratio(per_step, ref_per_step),
                 fmt_bytes(memory["rss_peak"]),
             ]
@@ -249,8 +253,11 @@ def print_report(collected: Collected, rounds: int) -> None:
             cells += ["—", "—", "—"]
         print("| " + " | ".join(cells) + " |")
     print("\n### What each implementation includes\n")
-    for impl, info in collected.impls.items():
-        print(f"- **{impl}** ({info['mode']}): {info['describe']}")
+    described: set[str] = set()
+    for (_, name), info in collected.impls.items():
+        if name not in described:
+            described.add(name)
+            print(f"- **{name}** ({info['mode']}): {info['describe']}")
     print("\n### Versions\n")
     for suite, versions in collected.versions.items():
         listed = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
