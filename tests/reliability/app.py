@@ -11,6 +11,7 @@ the exit handling: steps left open at a normal exit, or at an uncaught exception
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import threading
@@ -34,7 +35,7 @@ def run_batch(batch: int, steps: int, tokens: int) -> dict[str, Any]:
         except BaseException as exc:  # the app must never see one
             errors.append(repr(exc))
         longest = max(longest, time.perf_counter() - t0)
-    return {
+    report: dict[str, Any] = {
         "event": "batch",
         "batch": batch,
         "steps": steps,
@@ -42,6 +43,10 @@ def run_batch(batch: int, steps: int, tokens: int) -> dict[str, Any]:
         "longest_step_s": longest,
         "batch_s": time.perf_counter() - started,
     }
+    export_stats = getattr(steptrace, "export_stats", None)
+    if export_stats is not None:
+        report["export_stats"] = dataclasses.asdict(export_stats())
+    return report
 
 
 def leave_steps_open() -> None:

@@ -13,6 +13,8 @@ import time
 import grpc  # type: ignore[import-untyped]
 import pytest
 
+import steptrace
+
 from .app_process import REPORT_TIMEOUT_S, App, finish, otlp_env, run_batches
 from .receivers import (
     HOST,
@@ -109,3 +111,24 @@ def test_spans_buffered_during_short_outage_are_delivered(protocol: str) -> None
             )
             finish(app)
         assert sorted(receiver.span_names) == sorted(step_names(0, 80))
+
+
+@pytest.mark.skipif(
+    not hasattr(steptrace, "export_stats"),
+    reason="configure() does not install CountingBatchSpanProcessor / steptrace.export_stats yet",
+)
+def test_configured_pipeline_reports_its_drops() -> None:
+    with BlackholeServer() as blackhole:
+        env = otlp_env(
+            blackhole.endpoint(),
+            "http/protobuf",
+            OTEL_BSP_MAX_QUEUE_SIZE="100",
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="50",
+        )
+        with App(env, "--steps", "1000", "--tokens", "0") as app:
+            (report,) = run_batches(app, 1)
+            stats = report["export_stats"]
+            assert stats["dropped"] >= 1000 - 100 - 50  # at most a queue and a batch kept
+            assert stats["queued"] + stats["exported"] + stats["failed"] + stats["dropped"] == 1000
+            finish(app)
+        assert app.stderr.count("span export queue full") == 1
