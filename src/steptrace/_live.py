@@ -142,6 +142,9 @@ def coalesce(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     open_tokens: dict[tuple[str, bool], dict[str, Any]] = {}
     open_updates: dict[str, int] = {}
+    # Token text is gathered as parts and joined once: a busy dispatcher can face batches of
+    # many thousands of tokens, and repeated string concatenation would be quadratic.
+    parts: dict[int, list[str]] = {}
     for event, payload in batch:
         if event == STREAM_TOKEN:
             step_id, thread_id, token, is_sequence, is_input = payload
@@ -151,18 +154,19 @@ def coalesce(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
                 acc = {
                     "id": step_id,
                     "threadId": thread_id,
-                    "token": token,
+                    "token": "",
                     "isSequence": is_sequence,
                     "isInput": is_input,
                 }
+                parts[id(acc)] = [token]
                 open_tokens[key] = acc
                 open_updates.pop(step_id, None)
                 out.append((STREAM_TOKEN, acc))
             elif is_sequence:
-                acc["token"] = token
+                parts[id(acc)] = [token]
                 acc["isSequence"] = True
             else:
-                acc["token"] += token
+                parts[id(acc)].append(token)
             continue
         if event == "":
             out.append((event, payload))
@@ -179,6 +183,10 @@ def coalesce(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         else:
             open_updates.pop(step_id, None)
         out.append((event, payload))
+    if parts:
+        for event, payload in out:
+            if event == STREAM_TOKEN:
+                payload["token"] = "".join(parts[id(payload)])
     return out
 
 

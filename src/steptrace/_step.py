@@ -161,6 +161,7 @@ class Step:
         "_default_open",
         "_end_ns",
         "_end_override",
+        "_error",
         "_error_recorded",
         "_failed_title",
         "_first_token_ns",
@@ -306,6 +307,7 @@ class Step:
         self._output_set = False
         self._is_error = False
         self._error_recorded = False
+        self._error: str | None = None
         self._streaming = False
         self._tokens = 0
         self._first_token_ns: int | None = None
@@ -709,6 +711,7 @@ class Step:
 
     def _record_failure(self, exc: BaseException, *, verbose: bool) -> None:
         self._status = "failed"
+        self._error = truncate(f"{type(exc).__name__}: {safe_str(exc)}", settings.max_value_length)
         if self.failed_title is None:
             self._failed_title = f"Error: {type(exc).__name__!r}"
             if verbose:
@@ -1081,6 +1084,7 @@ class Step:
             "input": input_text,
             "output": output_text,
             "isError": self.is_error,
+            "error": self._error,
             "streaming": self._streaming,
             "metadata": metadata,
             "tags": self._tags,

@@ -213,3 +213,23 @@ def test_a_client_librarys_own_llm_span_is_not_a_second_llm_step(recorder):
     assert names == ["chat claude", "POST /v1/messages"]
     http_id = format(http.get_span_context().span_id, "016x")
     assert recorder.of(http_id)[0][1]["parentId"] == llm.id
+
+
+def test_failed_step_carries_its_error_apart_from_the_output(recorder):
+    with pytest.raises(ValueError), steptrace.Step(name="s") as step:
+        step.stream_token("partial answer")
+        raise ValueError("boom")
+    steptrace.flush()
+    end = recorder.of(step.id)[-1][1]
+    assert end["isError"] is True and end["error"] == "ValueError: boom"
+    assert end["output"].startswith("partial answer")
+
+
+def test_a_huge_burst_coalesces_in_linear_time(recorder):
+    with steptrace.Step(name="huge") as step:
+        for _ in range(100_000):
+            step.stream_token("ab")
+    assert steptrace.flush(timeout=30)
+    tokens = [p for e, p in recorder.of(step.id) if e in ("stream_start", "stream_token")]
+    text = tokens[0]["output"] + "".join(p["token"] for p in tokens[1:])
+    assert text == "ab" * 100_000
