@@ -12,7 +12,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-# Phoenix is pinned: tests/phoenix.py patches its gRPC server start-up, an internal detail.
+# Phoenix is pinned: tests/phoenix_server.py patches its gRPC server start-up, an internal detail.
 PHOENIX_SPEC="arize-phoenix==20.26.1"
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_PROGRESS_BAR=off

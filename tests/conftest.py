@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-# tests/phoenix.py; pytest puts tests/ on sys.path for this conftest.
-from phoenix import PhoenixServer, phoenix_available, run_phoenix
+# tests/phoenix_server.py; pytest puts tests/ on sys.path for this conftest.
+from phoenix_server import PhoenixServer, phoenix_available, run_phoenix
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def test_phoenix_listens_on_loopback_only(phoenix):
 
 
 def test_phoenix_unknown_project_times_out_with_a_clear_error(phoenix):
-    from phoenix import PhoenixError
+    from phoenix_server import PhoenixError
 
     with pytest.raises(PhoenixError, match="does not exist"):
         phoenix.spans("no-such-project", "0" * 32, timeout=0.5)
