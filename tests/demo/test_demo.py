@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from phoenix import free_port
+from phoenix_server import free_port
 
 from steptrace.testing.llm_servers import OpenAIServer, Reply
 
