@@ -41,7 +41,7 @@ ANTHROPIC_METHODS = [
 
 
 def wrapped(cls: type, name: str) -> bool:
-    return isinstance(cls.__dict__[name], wrapt.ObjectProxy)
+    return isinstance(cls.__dict__[name], wrapt.FunctionWrapper)  # wrapt 1.x and 2.x
 
 
 def test_instrument_wraps_and_uninstrument_restores_the_originals() -> None:
