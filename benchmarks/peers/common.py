@@ -77,12 +77,27 @@ def noop_exporter() -> Any:
     return NoopExporter()
 
 
+MEMORY_MODE = False
+"""Set by ``workload.py --memory``: pipelines export synchronously (see ``span_processor``)."""
+
+
+def span_processor() -> Any:
+    """The processor in front of the no-op exporter: the SDK's ``BatchSpanProcessor`` for
+    timing; a ``SimpleSpanProcessor`` for memory, because a batch queue's backlog (up to 2,048
+    ended spans, how many depends on when its worker thread gets the CPU) would swamp the
+    memory the libraries themselves hold."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    if MEMORY_MODE:
+        return SimpleSpanProcessor(noop_exporter())
+    return BatchSpanProcessor(noop_exporter())
+
+
 def sdk_provider() -> Any:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(noop_exporter()))
+    provider.add_span_processor(span_processor())
     return provider
 
 
@@ -101,7 +116,8 @@ class OtelImpl(Impl):
 
     name = "otel"
     describe = (
-        "SDK TracerProvider + BatchSpanProcessor -> no-op exporter; start_as_current_span with "
+        "SDK TracerProvider + BatchSpanProcessor (SimpleSpanProcessor for (c)) -> no-op "
+        "exporter; start_as_current_span with "
         "the same attributes as steptrace's spans (ids, type, tags, metadata, input/output with "
         "mime types, status); (b) one add_event('step.token', text) per token"
     )

@@ -193,7 +193,8 @@ class LogfireImpl(w.Impl):
     packages = ("logfire", "opentelemetry-sdk")
     describe = (
         "logfire.configure(send_to_logfire=False, console=False, "
-        "additional_span_processors=[BatchSpanProcessor(no-op exporter)]) (Logfire adds its own "
+        "additional_span_processors=[BatchSpanProcessor (SimpleSpanProcessor for (c)) -> no-op "
+        "exporter]) (Logfire adds its own "
         "processors around it, e.g. pending spans); `with logfire.span(...)` with _tags, "
         "type/metadata as attributes, input/output via set_attribute; (b) Logfire has no token "
         "API: tokens are collected and the joined text set as one attribute at the end, as its "
@@ -202,9 +203,8 @@ class LogfireImpl(w.Impl):
 
     def setup(self) -> None:
         import logfire
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        self.processor = BatchSpanProcessor(w.noop_exporter())
+        self.processor = w.span_processor()
         logfire.configure(
             send_to_logfire=False,
             console=False,
@@ -326,7 +326,8 @@ class LangfuseImpl(w.Impl):
         "start_as_current_observation(as_type='chain'/'tool', input, metadata) + update(output); "
         "tags via propagate_attributes (Langfuse tags are trace-level); (b) no token API: a "
         "generation with completion_start_time set on the first token and the joined output at "
-        "the end, as its OpenAI integration records a stream"
+        "the end, as its OpenAI integration records a stream; (c) with flush_at=1, so its batch "
+        "processor exports each span as it ends"
     )
 
     def setup(self) -> None:
@@ -337,6 +338,8 @@ class LangfuseImpl(w.Impl):
             secret_key="sk-lf-bench",
             base_url="http://127.0.0.1:9",
             span_exporter=w.noop_exporter(),
+            # For (c): export each span as it ends, so no batch backlog is measured.
+            flush_at=1 if w.MEMORY_MODE else None,
         )
         self.propagate = langfuse.propagate_attributes
 

@@ -15,8 +15,9 @@ class SteptraceImpl(Impl):
 
     name = "steptrace"
     describe = (
-        "global SDK TracerProvider + BatchSpanProcessor -> no-op exporter (the same pipeline as "
-        "otel); steptrace.Step with type, tags, metadata, input, output; (b) stream_token"
+        "global SDK TracerProvider + BatchSpanProcessor (SimpleSpanProcessor for (c)) -> no-op "
+        "exporter, the same pipeline as otel; steptrace.Step with type, tags, metadata, input, "
+        "output; (b) stream_token"
     )
     packages = ("steptrace", "opentelemetry-sdk")
 

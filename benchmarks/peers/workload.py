@@ -27,6 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+import common  # noqa: E402
 from _harness import calibrate, interleaved, rss_peak, tracemalloc_peak  # noqa: E402
 from common import Impl, OtelImpl  # noqa: E402
 
@@ -119,6 +120,7 @@ def main() -> None:
 
     # Peers that write files (Chainlit's config, MLflow's store) write them in a temp dir.
     os.chdir(tempfile.mkdtemp(prefix=f"steptrace-peer-{args.suite}-"))
+    common.MEMORY_MODE = bool(args.memory)
     impls = SUITES[args.suite]()
     if args.memory:
         impls = [impl for impl in impls if impl.name == args.memory]
