@@ -24,6 +24,7 @@ from steptrace._context import (
     wrap_context,
 )
 from steptrace._decorate import step
+from steptrace._export_stats import ExportStats, export_stats
 from steptrace._live import add_listener, flush_listeners, remove_listener
 from steptrace._settings import Settings, settings
 from steptrace._step import CONTEXT_EXCEPTION_MODES, STATUSES, Step
@@ -48,12 +49,14 @@ def uninstrument(*names: str) -> None:
 __all__ = [
     "CONTEXT_EXCEPTION_MODES",
     "STATUSES",
+    "ExportStats",
     "Settings",
     "Step",
     "__version__",
     "add_listener",
     "configure",
     "current_step",
+    "export_stats",
     "flush",
     "flush_listeners",
     "instrument",

@@ -19,13 +19,10 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from steptrace import _tracing
+from steptrace._export_stats import CountingBatchSpanProcessor
 from steptrace._settings import Redactor, settings
 
 logger = logging.getLogger("steptrace")
@@ -184,10 +181,13 @@ def _add_processors(
     processors: list[SpanProcessor] = []
     want_console = console
     for item in names:
+        # Batching that counts what it drops (steptrace.export_stats()) instead of losing it
+        # silently, with a bounded shutdown.
         if isinstance(item, SpanExporter):
-            processors.append(BatchSpanProcessor(item))
+            processors.append(CountingBatchSpanProcessor(item))
         elif item == "otlp":
-            processors.append(BatchSpanProcessor(_otlp_exporter(endpoint, protocol, headers)))
+            exporter = _otlp_exporter(endpoint, protocol, headers)
+            processors.append(CountingBatchSpanProcessor(exporter))
         elif item == "console":
             want_console = True
     if want_console:

@@ -109,15 +109,23 @@ class LiveBus:
             queue = self._queue
             while queue:
                 batch.append(queue.popleft())
-            had_tokens = False
-            for event, payload in coalesce(batch):
-                if event == "":
-                    payload.done.set()
-                    continue
-                had_tokens = had_tokens or event == STREAM_TOKEN
-                self._deliver(event, payload)
+            # Delivered in a call of its own so the payloads are dropped when it returns, not
+            # when the next batch arrives: an idle bus must not hold on to the last burst.
+            had_tokens = self._dispatch(batch)
+            batch.clear()
             if had_tokens:
                 time.sleep(TOKEN_WINDOW_S)
+
+    def _dispatch(self, batch: list[tuple[str, Any]]) -> bool:
+        """Coalesce and deliver one batch; True if it carried tokens."""
+        had_tokens = False
+        for event, payload in coalesce(batch):
+            if event == "":
+                payload.done.set()
+                continue
+            had_tokens = had_tokens or event == STREAM_TOKEN
+            self._deliver(event, payload)
+        return had_tokens
 
     def _deliver(self, event: str, payload: dict[str, Any]) -> None:
         for listener in self.listeners:
