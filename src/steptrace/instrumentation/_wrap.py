@@ -10,6 +10,7 @@ the client (HTTP status, timeout, connection error) fails the step and is re-rai
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +39,25 @@ class ClientTypes:
     legacy_response: tuple[type, ...] = _NONE
     api_response: tuple[type, ...] = _NONE
     async_api_response: tuple[type, ...] = _NONE
+
+
+def client_types(package: str) -> ClientTypes:
+    """The stream and response classes of a Stainless-generated client (``openai``,
+    ``anthropic``: both are built the same way)."""
+    library = importlib.import_module(package)
+    try:  # with_raw_response's result type, in the versions that still have it
+        legacy: tuple[type, ...] = (
+            importlib.import_module(f"{package}._legacy_response").LegacyAPIResponse,
+        )
+    except (ImportError, AttributeError):
+        legacy = ()
+    return ClientTypes(
+        stream=(library.Stream,),
+        async_stream=(library.AsyncStream,),
+        legacy_response=legacy,
+        api_response=(library.APIResponse,),
+        async_api_response=(library.AsyncAPIResponse,),
+    )
 
 
 #: While a client's stream helper is being entered: the stream proxies opened meanwhile.

@@ -27,9 +27,9 @@ from steptrace.instrumentation import _genai as g
 from steptrace.instrumentation._call import CLOSED, ERROR, LLMCall
 from steptrace.instrumentation._stream import AsyncStreamProxy, StreamProxy
 from steptrace.instrumentation._wrap import (
-    ClientTypes,
     Wrapper,
     async_wrapper,
+    client_types,
     start_call,
     sync_wrapper,
 )
@@ -364,24 +364,6 @@ def _stream_helper_wrapper(manager_proxy: type[_ManagerProxy]) -> Wrapper:
 # -- instrumentor -------------------------------------------------------------------------------
 
 
-def _client_types() -> ClientTypes:
-    import anthropic
-
-    try:  # with_raw_response's result type, in the versions that still have it
-        legacy: tuple[type, ...] = (
-            importlib.import_module("anthropic._legacy_response").LegacyAPIResponse,
-        )
-    except (ImportError, AttributeError):
-        legacy = ()
-    return ClientTypes(
-        stream=(anthropic.Stream,),
-        async_stream=(anthropic.AsyncStream,),
-        legacy_response=legacy,
-        api_response=(anthropic.APIResponse,),
-        async_api_response=(anthropic.AsyncAPIResponse,),
-    )
-
-
 class AnthropicInstrumentor(BaseInstrumentor):
     """Makes every Anthropic Messages API call an ``llm`` step.
 
@@ -403,7 +385,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         try:
-            types = _client_types()
+            types = client_types("anthropic")
         except ImportError:
             logger.debug("steptrace: anthropic is not installed; nothing to instrument")
             return

@@ -26,10 +26,10 @@ from opentelemetry.instrumentation.utils import unwrap
 from steptrace.instrumentation import _genai as g
 from steptrace.instrumentation._call import CLOSED, LLMCall
 from steptrace.instrumentation._wrap import (
-    ClientTypes,
     Wrapper,
     async_wrapper,
     capturing_streams,
+    client_types,
     sync_wrapper,
 )
 
@@ -385,24 +385,6 @@ def _helper_wrapper(manager_proxy: type[_HelperManagerProxy]) -> Wrapper:
 # -- instrumentor -------------------------------------------------------------------------------
 
 
-def _client_types() -> ClientTypes:
-    import openai
-
-    try:  # with_raw_response's result type, in the versions that still have it
-        legacy: tuple[type, ...] = (
-            importlib.import_module("openai._legacy_response").LegacyAPIResponse,
-        )
-    except (ImportError, AttributeError):
-        legacy = ()
-    return ClientTypes(
-        stream=(openai.Stream,),
-        async_stream=(openai.AsyncStream,),
-        legacy_response=legacy,
-        api_response=(openai.APIResponse,),
-        async_api_response=(openai.AsyncAPIResponse,),
-    )
-
-
 #: (module, class, method, call class, is async)
 _TARGETS: tuple[tuple[str, str, str, type[LLMCall], bool], ...] = (
     (_CHAT_MODULE, "Completions", "create", ChatCompletionsCall, False),
@@ -435,7 +417,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         try:
-            types = _client_types()
+            types = client_types("openai")
         except ImportError:
             logger.debug("steptrace: openai is not installed; nothing to instrument")
             return
