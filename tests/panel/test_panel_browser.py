@@ -17,22 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from browser import launched_chromium
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 APP = Path(__file__).resolve().parent / "app.py"
 APP_ASYNC = Path(__file__).resolve().parent / "app_async.py"
 VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Upper bound for start-up and for each wait (a hang guard, not a performance assertion).
 WAIT_S = 60.0
 
@@ -46,13 +38,6 @@ def free_port() -> int:
 def panel_executable() -> str:
     local = VENV_BIN / "panel"
     return str(local) if local.exists() else "panel"
-
-
-def chromium_path() -> str:
-    path = os.environ.get("STEPTRACE_CHROMIUM", "/usr/bin/chromium")
-    if not Path(path).exists():
-        pytest.fail(f"headless Chromium not found at {path}: run scripts/bootstrap.sh")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +92,7 @@ def panel_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launched_chromium()
 
 
 def loopback_only(route: Route) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
 import steptrace_web
+from browser import CHROMIUM_ARGS, chromium_path  # noqa: F401 (re-exported)
 from websockets.asyncio.client import ClientConnection, connect
 
 OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "web"
@@ -172,21 +171,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def chromium_path() -> str:
-    path = os.environ.get("STEPTRACE_CHROMIUM", "/usr/bin/chromium")
-    if not Path(path).exists():
-        pytest.fail(f"headless Chromium not found at {path}: run scripts/bootstrap.sh")
-    return path
-
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
