@@ -258,7 +258,9 @@ class MlflowImpl(w.Impl):
     name = "mlflow"
     packages = ("mlflow", "mlflow-skinny", "mlflow-tracing", "opentelemetry-sdk")
     describe = (
-        "mlflow.set_tracking_uri('sqlite:///<tmp>/mlflow.db'), one experiment; "
+        "mlflow.set_tracking_uri('sqlite:///<tmp>/mlflow.db'), one experiment, "
+        "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false (the store write is timed, not moved to a "
+        "thread); "
         "`with mlflow.start_span(name, span_type=...)` with attributes (tags, metadata), "
         "set_inputs/set_outputs; each trace is written to the local store when its root ends "
         "(MLflow's own pipeline, included); (b) one span event per token "
