@@ -43,9 +43,7 @@ def run_batch(batch: int, steps: int, tokens: int) -> dict[str, Any]:
         "longest_step_s": longest,
         "batch_s": time.perf_counter() - started,
     }
-    export_stats = getattr(steptrace, "export_stats", None)
-    if export_stats is not None:
-        report["export_stats"] = dataclasses.asdict(export_stats())
+    report["export_stats"] = dataclasses.asdict(steptrace.export_stats())
     return report
 
 
