@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from steptrace._serialize import apply_redaction, is_structured, to_attribute, to_text
+from steptrace._serialize import apply_redaction, is_structured, to_attribute, to_text, truncate
 from steptrace._settings import settings
 
 if TYPE_CHECKING:
@@ -65,59 +65,65 @@ def extra_attributes(values: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _value_attributes(attributes: dict[str, Any], prefix: str, value: Any, limit: int) -> None:
+def _value_attributes(
+    attributes: dict[str, Any], prefix: str, value: Any, limit: int, redact: Any
+) -> None:
     """``input.value``/``input.mime_type`` (or output): strings as is, structures as JSON."""
-    text = to_text(value, limit)
-    redact = settings.redact
+    if value.__class__ is str:
+        text = value if len(value) <= limit else truncate(value, limit)
+        mime = TEXT_MIME
+    else:
+        text = to_text(value, limit)
+        mime = JSON_MIME if is_structured(value) else TEXT_MIME
     if redact is not None:
         text = apply_redaction(redact, text, prefix)
-    attributes[f"{prefix}.value"] = text
-    structured = value.__class__ is not str and is_structured(value)
-    attributes[f"{prefix}.mime_type"] = JSON_MIME if structured else TEXT_MIME
+    attributes[prefix + ".value"] = text
+    attributes[prefix + ".mime_type"] = mime
 
 
 def end_attributes(step: Step) -> dict[str, Any]:
-    """Everything that is final only when the step ends."""
+    """Everything that is final only when the step ends (read straight from the step's slots:
+    this runs once per step, on the hot path)."""
     limit = settings.max_value_length
     redact = settings.redact
-    attributes: dict[str, Any] = {"step.status": step.status}
-    if step.show_input != "json":  # the default is not repeated on every span
-        attributes["step.show_input"] = step.show_input
-    step_type = step.type
+    attributes: dict[str, Any] = {"step.status": step._status}
+    show_input = step._show_input
+    if show_input != "json":  # the default is not repeated on every span
+        attributes["step.show_input"] = show_input
+    step_type = step._type
     if step_type != step._started_type:  # changed in the body: the start value is stale
         attributes["step.type"] = step_type
         attributes["openinference.span.kind"] = span_kind_for(step_type)
     title = step.title
     if title:
         attributes["step.title"] = title
-    tags = step.tags
+    tags = step._tags
     if tags:
         attributes["step.tags"] = tags
     # Compare by identity, never with ==: values may be arrays or frames with no truth value.
     if step._input is not None or step._input_parts:
-        _value_attributes(attributes, "input", step.input, limit)
+        _value_attributes(attributes, "input", step.input, limit, redact)
     if step._output_set or step._output is not None or step._output_parts:
-        _value_attributes(attributes, "output", step.output, limit)
-    for key, value in step.metadata.items():
-        name = key if isinstance(key, str) else str(key)
+        _value_attributes(attributes, "output", step.output, limit, redact)
+    for key, value in step._metadata.items():
+        name = "step.metadata." + (key if key.__class__ is str else str(key))
         attr = to_attribute(value, limit)
         if redact is not None and isinstance(attr, str):
-            attr = apply_redaction(redact, attr, f"metadata.{name}")
-        attributes[f"step.metadata.{name}"] = attr
-    if step.thread_id is not None:
+            attr = apply_redaction(redact, attr, name[5:])
+        attributes[name] = attr
+    if step.thread_id is not None:  # may have been set in the body
         attributes["step.thread_id"] = step.thread_id
         attributes["session.id"] = step.thread_id
-    if step.language is not None:
-        attributes["step.language"] = step.language
-    if step.default_open:
+    if step._language is not None:
+        attributes["step.language"] = step._language
+    if step._default_open:
         attributes["step.default_open"] = True
-    if step.auto_collapse:
+    if step._auto_collapse:
         attributes["step.auto_collapse"] = True
     if step.icon is not None:
         attributes["step.icon"] = step.icon
-    parent_id = step._parent_id
-    if parent_id is not None:
-        attributes["step.parent_id"] = parent_id
+    if step._parent_id is not None:
+        attributes["step.parent_id"] = step._parent_id
     if step._tokens:
         attributes["step.token_count"] = step._tokens
     return attributes

@@ -45,11 +45,20 @@ MAX_DEPTH = 32
 MAX_LIST_ITEMS = 1000
 
 
+# One encoder, built once: json.dumps() with options builds a new JSONEncoder on every call.
+_COMPACT = json.JSONEncoder(default=_fallback, ensure_ascii=False)
+
+
+def _indented(indent: int) -> json.JSONEncoder:
+    return json.JSONEncoder(default=_fallback, ensure_ascii=False, indent=indent)
+
+
 def to_json(value: Any, *, indent: int | None = None) -> str:
     """JSON-encode anything, never raising: cycles and extreme depth become markers, so the
     result is still valid JSON."""
+    encoder = _COMPACT if indent is None else _indented(indent)
     try:
-        return json.dumps(value, default=_fallback, ensure_ascii=False, indent=indent)
+        return encoder.encode(value)
     except (ValueError, TypeError, RecursionError):
         pass
     try:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
-import uuid
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
+from random import getrandbits
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -91,6 +91,14 @@ class _Ready:
 
 _DONE = _Ready(None)
 _TRUE = _Ready(True)
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID string: ids must be unique, not secret, so the fast PRNG the
+    OTel SDK uses for span ids will do (``uuid4()`` makes a system call per step)."""
+    bits = (getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _iso(ns: int | None) -> str | None:
@@ -337,7 +345,7 @@ class Step:
         """The step id: a UUID string unless given. Generated when first needed."""
         step_id = self._id
         if step_id is None:
-            step_id = self._id = str(uuid.uuid4())
+            step_id = self._id = _new_id()
             if self._state == _OPEN:
                 STEPS_BY_ID[step_id] = self
         return step_id
