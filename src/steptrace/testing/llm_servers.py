@@ -17,6 +17,7 @@ Stdlib only, so the demo can stream a scripted answer without any extra dependen
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -118,6 +119,18 @@ class RecordedRequest:
     body: Any
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Clients hanging up mid-response are part of the script here (timeouts, dropped
+    streams): log them at debug level instead of printing a traceback to stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logging.getLogger("steptrace.testing").debug(
+            "connection from %s ended abruptly", client_address, exc_info=True
+        )
+
+
 class _StreamAborted(Exception):
     """The scripted stream ends here (disconnect or server shutdown)."""
 
@@ -148,7 +161,7 @@ class LLMServer:
     def start(self) -> LLMServer:
         if self._httpd is not None:
             return self
-        httpd = ThreadingHTTPServer((self._host, 0), _make_handler(self))
+        httpd = _QuietHTTPServer((self._host, 0), _make_handler(self))
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
