@@ -17,13 +17,8 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import steptrace
+from core.helpers import finished
 from steptrace import Step
-
-
-def finished(spans, name: str):
-    matching = [s for s in spans.get_finished_spans() if s.name == name]
-    assert len(matching) == 1, [s.name for s in spans.get_finished_spans()]
-    return matching[0]
 
 
 def names(spans) -> list[str]:

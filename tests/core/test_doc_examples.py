@@ -9,45 +9,13 @@ run with plain ``with``. Each asserts the spans, titles and outputs the example 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 
-import pytest
 from opentelemetry.trace import StatusCode
 
 import steptrace
+from core.helpers import finished
 from steptrace import Step
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, payload: dict) -> None:
-        with self._lock:
-            self.events.append((event, dict(payload)))
-
-    def of(self, step_id: str) -> list[tuple[str, dict]]:
-        steptrace.flush()
-        with self._lock:
-            return [(e, p) for e, p in self.events if p.get("id") == step_id]
-
-
-@pytest.fixture
-def events():
-    steptrace.flush()
-    recorder = Recorder()
-    steptrace.add_listener(recorder)
-    yield recorder
-    steptrace.flush()
-    steptrace.remove_listener(recorder)
-
-
-def finished(spans, name: str):
-    matching = [s for s in spans.get_finished_spans() if s.name == name]
-    assert len(matching) == 1, [s.name for s in spans.get_finished_spans()]
-    return matching[0]
 
 
 def rebuild(span_events, target: str = "output") -> str:

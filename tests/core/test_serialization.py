@@ -96,31 +96,6 @@ def assert_bounded_text(value) -> str:
     return value
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, payload: dict) -> None:
-        with self._lock:
-            self.events.append((event, payload))
-
-    def of(self, step_id: str) -> list[tuple[str, dict]]:
-        steptrace.flush()
-        with self._lock:
-            return [(e, p) for e, p in self.events if p.get("id") == step_id]
-
-
-@pytest.fixture
-def events():
-    steptrace.flush()
-    recorder = Recorder()
-    steptrace.add_listener(recorder)
-    yield recorder
-    steptrace.flush()
-    steptrace.remove_listener(recorder)
-
-
 # -- metadata, input and output never raise and stay bounded ----------------------------------
 
 

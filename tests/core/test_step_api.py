@@ -18,50 +18,10 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import steptrace
+from core.helpers import attrs, finished
 from steptrace import Step
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class Recorder:
-    """A listener keeping every live event (payloads copied when they arrive)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, payload: dict) -> None:
-        with self._lock:
-            self.events.append((event, dict(payload)))
-
-    def of(self, step_id: str) -> list[tuple[str, dict]]:
-        steptrace.flush()
-        with self._lock:
-            return [(e, p) for e, p in self.events if p.get("id") == step_id]
-
-    def names_of(self, step_id: str) -> list[str]:
-        return [e for e, _ in self.of(step_id)]
-
-
-@pytest.fixture
-def events():
-    steptrace.flush()  # nothing from an earlier test reaches this recorder
-    recorder = Recorder()
-    steptrace.add_listener(recorder)
-    yield recorder
-    steptrace.flush()
-    steptrace.remove_listener(recorder)
-
-
-def finished(spans, name: str):
-    """The one finished span called ``name``."""
-    matching = [s for s in spans.get_finished_spans() if s.name == name]
-    assert len(matching) == 1, [s.name for s in spans.get_finished_spans()]
-    return matching[0]
-
-
-def attrs(spans, name: str) -> dict:
-    return dict(finished(spans, name).attributes)
 
 
 # -- constructor parameters → span attributes -------------------------------------------------
