@@ -17,8 +17,10 @@ from typing import Any
 
 from steptrace._config import configure, flush, shutdown, web_channel
 from steptrace._context import (
+    add_thread_id_provider,
     current_step,
     instrument_threads,
+    remove_thread_id_provider,
     set_thread_id_provider,
     uninstrument_threads,
     wrap_context,
@@ -54,6 +56,7 @@ __all__ = [
     "Step",
     "__version__",
     "add_listener",
+    "add_thread_id_provider",
     "configure",
     "current_step",
     "export_stats",
@@ -62,6 +65,7 @@ __all__ = [
     "instrument",
     "instrument_threads",
     "remove_listener",
+    "remove_thread_id_provider",
     "set_thread_id_provider",
     "settings",
     "shutdown",

@@ -22,7 +22,8 @@ STEP_KEY = otel_context.create_key("steptrace-step")
 F = TypeVar("F", bound=Callable[..., Any])
 
 ThreadIdProvider = Callable[[], "str | None"]
-_thread_id_provider: ThreadIdProvider | None = None
+#: Asked in order for a new top-level step's thread id; the first that answers wins.
+_thread_id_providers: tuple[ThreadIdProvider, ...] = ()
 
 
 def current_step() -> Step | None:
@@ -33,26 +34,49 @@ def current_step() -> Step | None:
     return step  # type: ignore[return-value]
 
 
-def set_thread_id_provider(provider: ThreadIdProvider | None) -> None:
-    """Supply ``thread_id`` for new top-level steps (chat exporters route by it).
+def _check_provider(provider: object) -> None:
+    if not callable(provider):
+        raise TypeError(f"provider must be callable, got {type(provider).__name__}")
 
-    Steps with an explicit ``thread_id`` or a parent step keep theirs; ``None`` removes it.
+
+def add_thread_id_provider(provider: ThreadIdProvider) -> None:
+    """Add a source of ``thread_id`` for new top-level steps (chat exporters route by it).
+
+    Several can coexist (a Chainlit and a Panel exporter in one process): each returns None
+    outside its own sessions. Steps with an explicit ``thread_id`` or a parent keep theirs.
     """
-    global _thread_id_provider
-    if provider is not None and not callable(provider):
-        raise TypeError(f"provider must be callable or None, got {type(provider).__name__}")
-    _thread_id_provider = provider
+    global _thread_id_providers
+    _check_provider(provider)
+    if provider not in _thread_id_providers:
+        _thread_id_providers = (*_thread_id_providers, provider)
+
+
+def remove_thread_id_provider(provider: ThreadIdProvider) -> None:
+    """Undo ``add_thread_id_provider``."""
+    global _thread_id_providers
+    _thread_id_providers = tuple(p for p in _thread_id_providers if p != provider)
+
+
+def set_thread_id_provider(provider: ThreadIdProvider | None) -> None:
+    """Make ``provider`` the only source of ``thread_id`` for new top-level steps (``None``
+    removes every provider). Exporters that may share a process use ``add_thread_id_provider``."""
+    global _thread_id_providers
+    if provider is None:
+        _thread_id_providers = ()
+        return
+    _check_provider(provider)
+    _thread_id_providers = (provider,)
 
 
 def provided_thread_id() -> str | None:
-    provider = _thread_id_provider
-    if provider is None:
-        return None
-    try:
-        value = provider()
-    except Exception:
-        return None
-    return value if isinstance(value, str) or value is None else str(value)
+    for provider in _thread_id_providers:
+        try:
+            value = provider()
+        except Exception:
+            continue
+        if value is not None:
+            return value if isinstance(value, str) else str(value)
+    return None
 
 
 def wrap_context(fn: F) -> F:

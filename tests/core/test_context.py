@@ -258,3 +258,21 @@ def test_instrumented_threads_carry_other_context_variables_too(spans):
         "subclass": ("user-1", "handler"),
         "timer": ("user-1", "handler"),
     }
+
+
+def test_several_thread_id_providers_coexist():
+    """Two chat exporters in one process: each answers only for its own sessions."""
+    chainlit_like = lambda: None  # noqa: E731 - not in one of its sessions
+    panel_like = lambda: "panel-session"  # noqa: E731
+    steptrace.add_thread_id_provider(chainlit_like)
+    steptrace.add_thread_id_provider(panel_like)
+    try:
+        with steptrace.Step(name="top") as top:
+            pass
+        steptrace.remove_thread_id_provider(panel_like)
+        with steptrace.Step(name="none") as none:
+            pass
+    finally:
+        steptrace.remove_thread_id_provider(chainlit_like)
+        steptrace.remove_thread_id_provider(panel_like)
+    assert top.thread_id == "panel-session" and none.thread_id is None

@@ -121,7 +121,7 @@ def enable(*, instrument_threads: bool = True) -> ChainlitExporter:
         if _EXPORTER is None:
             _EXPORTER = ChainlitExporter()
         exporter = _EXPORTER
-        steptrace.set_thread_id_provider(exporter.directory.thread_id_for_current_context)
+        steptrace.add_thread_id_provider(exporter.directory.thread_id_for_current_context)
         steptrace.add_listener(exporter)
         if instrument_threads:
             steptrace.instrument_threads()
@@ -136,6 +136,6 @@ def disable() -> None:
         if exporter is None:
             return
         steptrace.remove_listener(exporter)
-        steptrace.set_thread_id_provider(None)
+        steptrace.remove_thread_id_provider(exporter.directory.thread_id_for_current_context)
         exporter.reset()
         _EXPORTER = None

@@ -107,7 +107,7 @@ class _Registry:
                 self._by_document[exporter.document] = exporter
         if first:
             steptrace.add_listener(self.dispatch)
-            steptrace.set_thread_id_provider(self.thread_id_for_current_code)
+            steptrace.add_thread_id_provider(self.thread_id_for_current_code)
 
     def remove(self, exporter: PanelExporter) -> None:
         with self._lock:
@@ -121,7 +121,7 @@ class _Registry:
             last = not self._by_thread
         if last:
             steptrace.remove_listener(self.dispatch)
-            steptrace.set_thread_id_provider(None)
+            steptrace.remove_thread_id_provider(self.thread_id_for_current_code)
 
     def dispatch(self, event: str, payload: dict[str, Any]) -> None:
         """The steptrace listener: hand each event to the feed of its thread id, if any."""
