@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 import weakref
-from datetime import datetime, timezone
 from typing import Any
 
 from opentelemetry.context import Context
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from steptrace import _context, _live, _tracing
+from steptrace._serialize import iso_utc as _iso
 from steptrace._serialize import to_text
 
 logger = logging.getLogger("steptrace")
@@ -50,13 +50,6 @@ def ensure_mirroring() -> None:
             return
         add(ForeignSpanMirror())
         _mirrored.add(provider)
-
-
-def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    stamp = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
-    return stamp.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _step_type(attributes: Any) -> str:

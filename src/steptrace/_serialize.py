@@ -6,9 +6,11 @@ structures or megabyte strings all end up as a bounded string instead of an exce
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 logger = logging.getLogger("steptrace")
@@ -162,3 +164,13 @@ def apply_redaction(redact: Callable[[str, str], str] | None, value: str, field:
 def string_list(value: Sequence[Any]) -> list[str]:
     """Tags as a list of strings."""
     return [item if isinstance(item, str) else safe_str(item) for item in value]
+
+
+@functools.lru_cache(maxsize=1024)
+def iso_utc(ns: int | None) -> str | None:
+    """Nanoseconds since the epoch as ISO-8601 UTC with a Z (Chainlit's format). Cached: a
+    step's created/start/end times are formatted again for every live event it sends."""
+    if ns is None:
+        return None
+    stamp = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return stamp.isoformat(timespec="microseconds")[:-6] + "Z"

@@ -14,7 +14,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Generator, Iterator
-from datetime import datetime, timezone
 from random import getrandbits
 from types import TracebackType
 from typing import Any, TypeVar
@@ -33,6 +32,7 @@ from steptrace._attributes import (
 )
 from steptrace._mirror import ensure_mirroring
 from steptrace._serialize import apply_redaction, safe_str, to_text, truncate
+from steptrace._serialize import iso_utc as _iso
 from steptrace._settings import settings
 from steptrace._tokens import TokenEvents
 
@@ -99,15 +99,6 @@ def _new_id() -> str:
     bits = (getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
     h = f"{bits:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return (
-        datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")[:-6]
-        + "Z"
-    )
 
 
 def _check_str(name: str, value: Any, *, optional: bool = True) -> None:
