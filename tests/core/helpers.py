@@ -6,6 +6,32 @@ import threading
 
 import steptrace
 
+#: The Chainlit StepDict keys every live step dict carries (DESIGN.md, the chat UI channel).
+CHAINLIT_KEYS = frozenset(
+    [
+        "id",
+        "name",
+        "type",
+        "threadId",
+        "parentId",
+        "input",
+        "output",
+        "isError",
+        "streaming",
+        "metadata",
+        "tags",
+        "createdAt",
+        "start",
+        "end",
+        "language",
+        "showInput",
+        "defaultOpen",
+        "autoCollapse",
+    ]
+)
+#: steptrace's additions the contract names.
+STEPTRACE_KEYS = frozenset({"status", "title", "traceId", "spanId"})
+
 
 class Recorder:
     """A listener keeping every live event (payloads copied when they arrive)."""

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry import trace
 
 import steptrace
+from core.helpers import CHAINLIT_KEYS, STEPTRACE_KEYS
 
 
 class Recorder:
@@ -77,31 +78,8 @@ def test_wire_dict_has_the_contract_keys(recorder):
         pass
     steptrace.flush()
     payload = recorder.events[-1][1]
-    for key in [
-        "id",
-        "name",
-        "type",
-        "threadId",
-        "parentId",
-        "input",
-        "output",
-        "isError",
-        "streaming",
-        "metadata",
-        "tags",
-        "createdAt",
-        "start",
-        "end",
-        "language",
-        "showInput",
-        "defaultOpen",
-        "autoCollapse",
-        "status",
-        "title",
-        "traceId",
-        "spanId",
-    ]:
-        assert key in payload, key
+    missing = (CHAINLIT_KEYS | STEPTRACE_KEYS) - set(payload)
+    assert not missing, missing
     assert payload["metadata"] == {"k": 1, "icon": "wrench"}
 
 

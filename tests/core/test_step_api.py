@@ -18,7 +18,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 import steptrace
-from core.helpers import attrs, finished
+from core.helpers import CHAINLIT_KEYS, STEPTRACE_KEYS, attrs, finished
 from steptrace import Step
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -837,28 +837,6 @@ def test_stream_token_ignores_empty_tokens(events):
     assert "stream_start" not in events.names_of(step.id)
 
 
-CHAINLIT_KEYS = {
-    "id",
-    "name",
-    "type",
-    "threadId",
-    "parentId",
-    "input",
-    "output",
-    "isError",
-    "streaming",
-    "metadata",
-    "tags",
-    "createdAt",
-    "start",
-    "end",
-    "language",
-    "showInput",
-    "defaultOpen",
-    "autoCollapse",
-}
-
-
 def test_to_dict_keys_and_values(spans):
     with Step(name="parent") as parent:
         with Step(
@@ -879,7 +857,7 @@ def test_to_dict_keys_and_values(spans):
     after = step.to_dict()
     span = finished(spans, "wire")
 
-    assert CHAINLIT_KEYS | {"status", "title", "traceId", "spanId"} <= set(after)
+    assert set(after) >= CHAINLIT_KEYS | STEPTRACE_KEYS
     assert during["id"] == step.id and during["name"] == "wire" and during["type"] == "tool"
     assert during["threadId"] == "thread-7" and during["parentId"] == parent.id
     assert during["input"] == "in" and json.loads(during["output"]) == {"out": 1}

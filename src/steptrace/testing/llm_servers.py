@@ -527,17 +527,22 @@ class OpenAIServer(LLMServer):
 
     # -- chat completions -----------------------------------------------------------------
 
-    def _chat(self, ex: _Exchange) -> None:
-        reply = ex.reply
-        if reply.hang:
+    def _answer(
+        self,
+        ex: _Exchange,
+        streamed: Callable[[_Exchange], None],
+        plain: Callable[[_Exchange], None],
+    ) -> None:
+        """Every endpoint: hang or fail as scripted, else answer streamed or not, as asked."""
+        if ex.reply.hang:
             ex.hang()
-        if reply.status >= 400:
+        if ex.reply.status >= 400:
             self._error(ex)
             return
-        if ex.body.get("stream"):
-            self._chat_stream(ex)
-        else:
-            self._chat_plain(ex)
+        (streamed if ex.body.get("stream") else plain)(ex)
+
+    def _chat(self, ex: _Exchange) -> None:
+        self._answer(ex, self._chat_stream, self._chat_plain)
 
     def _chat_usage(self, ex: _Exchange) -> dict[str, Any]:
         inp, out = self._usage(ex)
@@ -654,17 +659,11 @@ class OpenAIServer(LLMServer):
     # -- responses ------------------------------------------------------------------------
 
     def _responses(self, ex: _Exchange) -> None:
-        reply = ex.reply
-        if reply.hang:
-            ex.hang()
-        if reply.status >= 400:
-            self._error(ex)
-            return
-        if ex.body.get("stream"):
-            self._responses_stream(ex)
-        else:
-            ex.wait(reply.first_delay)
-            ex.send_json(200, self._response_object(ex, "completed"), self._headers())
+        self._answer(ex, self._responses_stream, self._responses_plain)
+
+    def _responses_plain(self, ex: _Exchange) -> None:
+        ex.wait(ex.reply.first_delay)
+        ex.send_json(200, self._response_object(ex, "completed"), self._headers())
 
     def _output_items(self, ex: _Exchange, msg_id: str, call_ids: list[str]) -> list[dict]:
         reply = ex.reply
